@@ -1,0 +1,238 @@
+//! SQLite backend of the [`ResourceStore`] port: the zero-set-up store a single clinic runs on.
+//!
+//! One writer connection (SQLite allows one writer at a time; serialising in-process avoids busy retries) and
+//! a pool of reader connections, which WAL mode lets run beside the writer. `synchronous=FULL` makes every
+//! acknowledged commit survive a crash or `kill -9`.
+
+mod migrate;
+mod tx;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use continuum_store::sql::{self, Compiled, Dialect, SqlValue};
+use continuum_store::{
+    from_micros, Clock, HistoryPage, HistoryQuery, Method, PoolStatus, ResourceStore, Result, SearchPage,
+    SearchQuery, StoreError, StoredResource, WriteTx,
+};
+use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::{params_from_iter, Connection, OpenFlags, Row};
+
+pub use migrate::migrate;
+
+pub struct SqliteStore {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: r2d2::Pool<SqliteConnectionManager>,
+    clock: Arc<dyn Clock>,
+}
+
+pub(crate) fn backend(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(std::time::Duration::from_secs(30))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "OFF")?;
+    conn.pragma_update(None, "cache_size", -65_536)?;
+    conn.pragma_update(None, "mmap_size", 268_435_456)?;
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Open (creating if missing) the database file at `path` and bring its schema up to date.
+    pub fn open(path: impl AsRef<Path>, clock: Arc<dyn Clock>) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        let mut writer = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(backend)?;
+        configure(&writer).map_err(backend)?;
+        migrate::apply(&mut writer)?;
+        let manager = SqliteConnectionManager::file(&path)
+            .with_flags(OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+            .with_init(|c| {
+                c.busy_timeout(std::time::Duration::from_secs(30))?;
+                c.pragma_update(None, "cache_size", -32_768)?;
+                c.pragma_update(None, "mmap_size", 268_435_456)?;
+                Ok(())
+            });
+        let readers = r2d2::Pool::builder()
+            .max_size(8)
+            .min_idle(Some(1))
+            .build(manager)
+            .map_err(backend)?;
+        Ok(SqliteStore { path, writer: Mutex::new(writer), readers, clock })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn reader(&self) -> Result<r2d2::PooledConnection<SqliteConnectionManager>> {
+        self.readers.get().map_err(backend)
+    }
+}
+
+/// Map a row of [`sql::VERSION_COLUMNS`] (or the search query's equivalent) to a stored resource.
+pub(crate) fn row_to_resource(row: &Row<'_>) -> rusqlite::Result<(i64, StoredResource)> {
+    let cursor: i64 = row.get(0)?;
+    let method: String = row.get(6)?;
+    Ok((
+        cursor,
+        StoredResource {
+            resource_type: row.get(1)?,
+            id: row.get(2)?,
+            version: row.get(3)?,
+            last_updated: from_micros(row.get(4)?),
+            deleted: row.get::<_, i64>(5)? != 0,
+            method: Method::parse(&method).unwrap_or(Method::Update),
+            body: row.get(7)?,
+        },
+    ))
+}
+
+fn to_sql(v: &SqlValue) -> rusqlite::types::Value {
+    use rusqlite::types::Value as V;
+    match v {
+        SqlValue::Int(i) => V::Integer(*i),
+        SqlValue::Real(f) => V::Real(*f),
+        SqlValue::Text(s) => V::Text(s.clone()),
+        SqlValue::Null => V::Null,
+    }
+}
+
+pub(crate) fn bind(values: &[SqlValue]) -> impl Iterator<Item = rusqlite::types::Value> + '_ {
+    values.iter().map(to_sql)
+}
+
+const READ_SQL: &str = "SELECT v.vpk, v.type, v.id, v.version, v.last_updated, v.deleted, v.method, v.body \
+     FROM resource r JOIN resource_version v ON v.vpk = r.current_vpk WHERE r.type = ?1 AND r.id = ?2";
+const VREAD_SQL: &str = "SELECT v.vpk, v.type, v.id, v.version, v.last_updated, v.deleted, v.method, v.body \
+     FROM resource_version v WHERE v.type = ?1 AND v.id = ?2 AND v.version = ?3";
+
+pub(crate) fn read_current(conn: &Connection, ty: &str, id: &str) -> Result<Option<StoredResource>> {
+    let mut stmt = conn.prepare_cached(READ_SQL).map_err(backend)?;
+    let mut rows = stmt.query([ty, id]).map_err(backend)?;
+    match rows.next().map_err(backend)? {
+        Some(row) => Ok(Some(row_to_resource(row).map_err(backend)?.1)),
+        None => Ok(None),
+    }
+}
+
+pub(crate) fn run_search(conn: &Connection, q: &SearchQuery) -> Result<SearchPage> {
+    let Compiled { sql, params } = sql::compile_search(Dialect::Sqlite, q)?;
+    let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
+    let rows = stmt.query_map(params_from_iter(bind(&params)), row_to_resource).map_err(backend)?;
+    let mut matches = Vec::with_capacity(q.count.min(1000));
+    let mut last = None;
+    let mut more = false;
+    for row in rows {
+        let (pk, res) = row.map_err(backend)?;
+        // count + 1 rows were asked for: one more than a page means there is a next page
+        if matches.len() == q.count {
+            more = true;
+            break;
+        }
+        last = Some(pk);
+        matches.push(res);
+    }
+    drop(stmt);
+    let total = if q.total {
+        let Compiled { sql, params } = sql::compile_count(Dialect::Sqlite, q)?;
+        let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
+        let n: i64 = stmt.query_row(params_from_iter(bind(&params)), |r| r.get(0)).map_err(backend)?;
+        Some(n as u64)
+    } else {
+        None
+    };
+    Ok(SearchPage { matches, next: if more { last } else { None }, total })
+}
+
+impl ResourceStore for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    fn ping(&self) -> Result<()> {
+        let conn = self.reader()?;
+        conn.query_row("SELECT 1", [], |_| Ok(())).map_err(backend)
+    }
+
+    fn pool_status(&self) -> PoolStatus {
+        let s = self.readers.state();
+        PoolStatus { connections: s.connections + 1, idle: s.idle_connections, max: self.readers.max_size() + 1 }
+    }
+
+    fn read(&self, resource_type: &str, id: &str) -> Result<Option<StoredResource>> {
+        let conn = self.reader()?;
+        read_current(&conn, resource_type, id)
+    }
+
+    fn vread(&self, resource_type: &str, id: &str, version: i64) -> Result<Option<StoredResource>> {
+        let conn = self.reader()?;
+        let mut stmt = conn.prepare_cached(VREAD_SQL).map_err(backend)?;
+        let mut rows = stmt
+            .query(rusqlite::params![resource_type, id, version])
+            .map_err(backend)?;
+        match rows.next().map_err(backend)? {
+            Some(row) => Ok(Some(row_to_resource(row).map_err(backend)?.1)),
+            None => Ok(None),
+        }
+    }
+
+    fn history(&self, q: &HistoryQuery) -> Result<HistoryPage> {
+        let conn = self.reader()?;
+        let Compiled { sql, params } = sql::compile_history(Dialect::Sqlite, q);
+        let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
+        let rows = stmt.query_map(params_from_iter(bind(&params)), row_to_resource).map_err(backend)?;
+        let mut entries = Vec::new();
+        let mut last = None;
+        let mut more = false;
+        for row in rows {
+            let (vpk, res) = row.map_err(backend)?;
+            if entries.len() == q.count {
+                more = true;
+                break;
+            }
+            last = Some(vpk);
+            entries.push(res);
+        }
+        let total = {
+            let Compiled { sql, params } = sql::compile_history_count(Dialect::Sqlite, q);
+            let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
+            let n: i64 = stmt.query_row(params_from_iter(bind(&params)), |r| r.get(0)).map_err(backend)?;
+            Some(n as u64)
+        };
+        Ok(HistoryPage { entries, next: if more { last } else { None }, total })
+    }
+
+    fn search(&self, q: &SearchQuery) -> Result<SearchPage> {
+        let conn = self.reader()?;
+        run_search(&conn, q)
+    }
+
+    fn write(&self, work: &mut dyn FnMut(&mut dyn WriteTx) -> Result<()>) -> Result<()> {
+        // A poisoned lock only means another writer panicked mid-transaction; SQLite rolled that back, so the
+        // connection is still consistent and can be reused.
+        let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let txn = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(backend)?;
+        let now = self.clock.now();
+        let mut wtx = tx::SqliteTx::new(&txn, now);
+        let outcome = work(&mut wtx);
+        drop(wtx);
+        match outcome {
+            Ok(()) => txn.commit().map_err(backend),
+            Err(e) => {
+                txn.rollback().map_err(backend)?;
+                Err(e)
+            }
+        }
+    }
+}

@@ -1,0 +1,439 @@
+//! The conformance suite: behaviour every [`ResourceStore`] backend must show, run by each adapter's tests
+//! through [`conformance_tests!`](crate::conformance_tests) against a real, empty database.
+//!
+//! Expected values are written from the port's contract, not read off an implementation.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use serde_json::{json, Value};
+
+use crate::search::{Comparator, Filter, Predicate, SearchQuery, TokenSystem};
+use crate::{Expect, HistoryQuery, Method, ResourceStore, StoreError, StoredResource, WriteTx};
+
+/// Generates one `#[test]` per conformance case. `$make` builds a fresh fixture that derefs to a store.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($make:expr) => {
+        $crate::conformance_tests!(@each $make;
+            create_then_read, create_twice_is_refused, update_makes_new_version, if_match_guards_updates,
+            delete_is_versioned_and_idempotent, failed_transaction_leaves_nothing, transaction_sees_own_writes,
+            history_pages_newest_first, history_since_and_at, search_by_id_and_type,
+            search_by_reference_and_compartment, search_by_token, search_by_last_updated,
+            search_pages_with_cursor_and_total, index_follows_updates_and_deletes, guard_prevents_duplicate_conditional_creates,
+            concurrent_if_match_updates_have_one_winner, bodies_round_trip_byte_exact);
+    };
+    (@each $make:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                let fixture = $make;
+                $crate::conformance::$name(&*fixture);
+            }
+        )*
+    };
+}
+
+fn put(store: &dyn ResourceStore, resource: Value, expect: Expect) -> Result<crate::Written, StoreError> {
+    let mut out = None;
+    store.write(&mut |tx: &mut dyn WriteTx| {
+        let mut r = resource.clone();
+        out = Some(tx.put(&mut r, expect)?);
+        Ok(())
+    })?;
+    Ok(out.expect("write ran"))
+}
+
+fn create(store: &dyn ResourceStore, resource: Value) -> crate::Written {
+    put(store, resource, Expect::Absent).expect("create")
+}
+
+fn delete(store: &dyn ResourceStore, ty: &str, id: &str) -> Option<i64> {
+    let mut out = None;
+    store
+        .write(&mut |tx: &mut dyn WriteTx| {
+            out = tx.delete(ty, id, Expect::Any)?;
+            Ok(())
+        })
+        .expect("delete");
+    out
+}
+
+fn body(r: &StoredResource) -> Value {
+    serde_json::from_slice(&r.body).expect("stored body is JSON")
+}
+
+fn patient(id: &str, family: &str) -> Value {
+    json!({"resourceType": "Patient", "id": id, "name": [{"family": family, "given": ["Test"]}],
+           "identifier": [{"system": "urn:example:dodid", "value": format!("ID-{id}")}]})
+}
+
+fn observation(id: &str, patient: &str) -> Value {
+    json!({"resourceType": "Observation", "id": id, "status": "final",
+           "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4", "display": "Heart rate"}]},
+           "subject": {"reference": format!("Patient/{patient}")},
+           "effectiveDateTime": "2024-05-01T10:00:00Z",
+           "valueQuantity": {"value": 72, "unit": "/min", "system": "http://unitsofmeasure.org", "code": "/min"}})
+}
+
+fn ids(page: &crate::SearchPage) -> Vec<String> {
+    page.matches.iter().map(|m| m.id.clone()).collect()
+}
+
+fn q(ty: &str, filters: Vec<Predicate>) -> SearchQuery {
+    SearchQuery {
+        resource_type: Some(ty.into()),
+        filters: filters.into_iter().map(Filter::one).collect(),
+        count: 100,
+        ..Default::default()
+    }
+}
+
+pub fn create_then_read(store: &dyn ResourceStore) {
+    let w = create(store, patient("p1", "Alpha"));
+    assert_eq!(w.version, 1);
+    assert!(w.created);
+    let got = store.read("Patient", "p1").unwrap().expect("exists");
+    assert_eq!(got.version, 1);
+    assert!(!got.deleted);
+    assert_eq!(got.method, Method::Create);
+    let b = body(&got);
+    assert_eq!(b["meta"]["versionId"], "1");
+    assert_eq!(b["name"][0]["family"], "Alpha");
+    assert!(b["meta"]["lastUpdated"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(got.body, w.body);
+    assert!(store.read("Patient", "nope").unwrap().is_none());
+    assert!(store.read("Observation", "p1").unwrap().is_none(), "ids are per type");
+}
+
+pub fn create_twice_is_refused(store: &dyn ResourceStore) {
+    create(store, patient("p1", "Alpha"));
+    let err = put(store, patient("p1", "Beta"), Expect::Absent).unwrap_err();
+    assert!(matches!(err, StoreError::AlreadyExists(_, _)), "{err:?}");
+    assert_eq!(body(&store.read("Patient", "p1").unwrap().unwrap())["name"][0]["family"], "Alpha");
+}
+
+pub fn update_makes_new_version(store: &dyn ResourceStore) {
+    create(store, patient("p1", "Alpha"));
+    let w = put(store, patient("p1", "Beta"), Expect::Any).unwrap();
+    assert_eq!(w.version, 2);
+    assert!(!w.created);
+    let cur = store.read("Patient", "p1").unwrap().unwrap();
+    assert_eq!(cur.version, 2);
+    assert_eq!(cur.method, Method::Update);
+    assert_eq!(body(&cur)["name"][0]["family"], "Beta");
+    let v1 = store.vread("Patient", "p1", 1).unwrap().unwrap();
+    assert_eq!(body(&v1)["name"][0]["family"], "Alpha");
+    assert_eq!(body(&v1)["meta"]["versionId"], "1");
+    assert!(store.vread("Patient", "p1", 3).unwrap().is_none());
+    // create-on-update with a client id
+    let w = put(store, patient("p2", "Gamma"), Expect::Any).unwrap();
+    assert!(w.created);
+    assert_eq!(w.version, 1);
+}
+
+pub fn if_match_guards_updates(store: &dyn ResourceStore) {
+    create(store, patient("p1", "Alpha"));
+    put(store, patient("p1", "Beta"), Expect::Version(1)).unwrap();
+    let err = put(store, patient("p1", "Gamma"), Expect::Version(1)).unwrap_err();
+    assert!(matches!(err, StoreError::VersionConflict { expected: 1, current: Some(2) }), "{err:?}");
+    let err = put(store, patient("zz", "Gamma"), Expect::Version(1)).unwrap_err();
+    assert!(matches!(err, StoreError::VersionConflict { current: None, .. }), "{err:?}");
+    assert_eq!(store.read("Patient", "p1").unwrap().unwrap().version, 2);
+}
+
+pub fn delete_is_versioned_and_idempotent(store: &dyn ResourceStore) {
+    create(store, patient("p1", "Alpha"));
+    assert_eq!(delete(store, "Patient", "p1"), Some(2));
+    let cur = store.read("Patient", "p1").unwrap().unwrap();
+    assert!(cur.deleted);
+    assert_eq!(cur.version, 2);
+    assert_eq!(cur.method, Method::Delete);
+    assert!(cur.body.is_empty());
+    assert_eq!(delete(store, "Patient", "p1"), None, "deleting again changes nothing");
+    assert_eq!(delete(store, "Patient", "never"), None);
+    // the old version stays readable, and the resource can be brought back by an update
+    assert!(store.vread("Patient", "p1", 1).unwrap().is_some());
+    let w = put(store, patient("p1", "Back"), Expect::Any).unwrap();
+    assert_eq!(w.version, 3);
+    assert!(w.created);
+    // and a create with the id of a deleted resource is allowed too
+    delete(store, "Patient", "p1");
+    let w = put(store, patient("p1", "Again"), Expect::Absent).unwrap();
+    assert_eq!(w.version, 5);
+}
+
+pub fn failed_transaction_leaves_nothing(store: &dyn ResourceStore) {
+    create(store, patient("keep", "Keep"));
+    let res = store.write(&mut |tx: &mut dyn WriteTx| {
+        tx.put(&mut patient("p1", "Alpha"), Expect::Absent)?;
+        tx.put(&mut patient("keep", "Changed"), Expect::Any)?;
+        tx.delete("Patient", "keep", Expect::Any)?;
+        Err(StoreError::Aborted)
+    });
+    assert!(matches!(res, Err(StoreError::Aborted)));
+    assert!(store.read("Patient", "p1").unwrap().is_none());
+    let keep = store.read("Patient", "keep").unwrap().unwrap();
+    assert_eq!(keep.version, 1);
+    assert_eq!(body(&keep)["name"][0]["family"], "Keep");
+    let h = store
+        .history(&HistoryQuery { count: 10, ..Default::default() })
+        .unwrap();
+    assert_eq!(h.entries.len(), 1);
+    let found = store.search(&q("Patient", vec![Predicate::Id("p1".into())])).unwrap();
+    assert!(found.matches.is_empty());
+}
+
+pub fn transaction_sees_own_writes(store: &dyn ResourceStore) {
+    store
+        .write(&mut |tx: &mut dyn WriteTx| {
+            tx.put(&mut patient("p1", "Alpha"), Expect::Absent)?;
+            let r = tx.read("Patient", "p1")?.expect("own write visible");
+            assert_eq!(r.version, 1);
+            let page = tx.search(&q("Patient", vec![Predicate::Id("p1".into())]))?;
+            assert_eq!(page.matches.len(), 1);
+            tx.put(&mut patient("p1", "Beta"), Expect::Version(1))?;
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(store.read("Patient", "p1").unwrap().unwrap().version, 2);
+}
+
+pub fn history_pages_newest_first(store: &dyn ResourceStore) {
+    create(store, patient("p1", "A"));
+    put(store, patient("p1", "B"), Expect::Any).unwrap();
+    create(store, observation("o1", "p1"));
+    delete(store, "Patient", "p1");
+    put(store, patient("p1", "C"), Expect::Any).unwrap();
+
+    let inst = store
+        .history(&HistoryQuery { resource_type: Some("Patient".into()), id: Some("p1".into()), count: 10, ..Default::default() })
+        .unwrap();
+    let versions: Vec<i64> = inst.entries.iter().map(|e| e.version).collect();
+    assert_eq!(versions, vec![4, 3, 2, 1]);
+    assert!(inst.entries[1].deleted);
+    assert_eq!(inst.entries[1].method, Method::Delete);
+    assert!(inst.next.is_none());
+
+    let ty = store
+        .history(&HistoryQuery { resource_type: Some("Observation".into()), count: 10, ..Default::default() })
+        .unwrap();
+    assert_eq!(ty.entries.len(), 1);
+
+    // system level, two per page
+    let mut seen = Vec::new();
+    let mut before = None;
+    loop {
+        let page = store.history(&HistoryQuery { count: 2, before, ..Default::default() }).unwrap();
+        assert!(page.entries.len() <= 2);
+        seen.extend(page.entries.iter().map(|e| format!("{}/{}/{}", e.resource_type, e.id, e.version)));
+        match page.next {
+            Some(n) => before = Some(n),
+            None => break,
+        }
+    }
+    assert_eq!(seen, vec!["Patient/p1/4", "Patient/p1/3", "Observation/o1/1", "Patient/p1/2", "Patient/p1/1"]);
+}
+
+pub fn history_since_and_at(store: &dyn ResourceStore) {
+    create(store, patient("p1", "A"));
+    let t_mid = store.read("Patient", "p1").unwrap().unwrap().last_updated;
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    put(store, patient("p1", "B"), Expect::Any).unwrap();
+    let since = store
+        .history(&HistoryQuery { since: Some(t_mid + time::Duration::microseconds(1)), count: 10, ..Default::default() })
+        .unwrap();
+    assert_eq!(since.entries.iter().map(|e| e.version).collect::<Vec<_>>(), vec![2]);
+    let at = store
+        .history(&HistoryQuery { at: Some(t_mid), count: 10, ..Default::default() })
+        .unwrap();
+    assert_eq!(at.entries.iter().map(|e| e.version).collect::<Vec<_>>(), vec![1]);
+}
+
+pub fn search_by_id_and_type(store: &dyn ResourceStore) {
+    create(store, patient("p1", "A"));
+    create(store, patient("p2", "B"));
+    create(store, observation("p1", "p1"));
+    let page = store.search(&q("Patient", vec![Predicate::Id("p1".into())])).unwrap();
+    assert_eq!(ids(&page), vec!["p1"]);
+    assert_eq!(page.matches[0].resource_type, "Patient");
+    let all = store.search(&q("Patient", vec![])).unwrap();
+    assert_eq!(ids(&all), vec!["p1", "p2"]);
+    let system = store
+        .search(&SearchQuery { filters: vec![Filter::one(Predicate::Id("p1".into()))], count: 10, ..Default::default() })
+        .unwrap();
+    assert_eq!(system.matches.len(), 2);
+    let typed = store
+        .search(&SearchQuery { types: vec!["Observation".into()], count: 10, ..Default::default() })
+        .unwrap();
+    assert_eq!(typed.matches.len(), 1);
+    // OR inside one filter
+    let or = store
+        .search(&SearchQuery {
+            resource_type: Some("Patient".into()),
+            filters: vec![Filter { any_of: vec![Predicate::Id("p1".into()), Predicate::Id("p2".into())] }],
+            count: 10,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(or.matches.len(), 2);
+}
+
+pub fn search_by_reference_and_compartment(store: &dyn ResourceStore) {
+    create(store, patient("p1", "A"));
+    create(store, patient("p2", "B"));
+    create(store, observation("o1", "p1"));
+    create(store, observation("o2", "p2"));
+    create(store, observation("o3", "p1"));
+    let by_subject = store
+        .search(&q("Observation", vec![Predicate::Reference { param: "subject".into(), target_type: Some("Patient".into()), target_id: "p1".into() }]))
+        .unwrap();
+    assert_eq!(ids(&by_subject), vec!["o1", "o3"]);
+    let by_patient = store
+        .search(&q("Observation", vec![Predicate::Reference { param: "patient".into(), target_type: None, target_id: "p2".into() }]))
+        .unwrap();
+    assert_eq!(ids(&by_patient), vec!["o2"]);
+    let comp = store
+        .search(&q("Observation", vec![Predicate::Compartment {
+            target_type: "Patient".into(),
+            target_id: "p1".into(),
+            params: vec!["subject".into(), "performer".into()],
+        }]))
+        .unwrap();
+    assert_eq!(ids(&comp), vec!["o1", "o3"]);
+}
+
+pub fn search_by_token(store: &dyn ResourceStore) {
+    create(store, patient("p1", "A"));
+    create(store, patient("p2", "B"));
+    let hit = store
+        .search(&q("Patient", vec![Predicate::Token { param: "identifier".into(), system: TokenSystem::Is("urn:example:dodid".into()), code: "ID-p2".into(), negate: false }]))
+        .unwrap();
+    assert_eq!(ids(&hit), vec!["p2"]);
+    let any = store
+        .search(&q("Patient", vec![Predicate::Token { param: "identifier".into(), system: TokenSystem::Any, code: "ID-p1".into(), negate: false }]))
+        .unwrap();
+    assert_eq!(ids(&any), vec!["p1"]);
+    let wrong_sys = store
+        .search(&q("Patient", vec![Predicate::Token { param: "identifier".into(), system: TokenSystem::Is("urn:other".into()), code: "ID-p1".into(), negate: false }]))
+        .unwrap();
+    assert!(wrong_sys.matches.is_empty());
+    let code = store
+        .search(&q("Observation", vec![]))
+        .unwrap();
+    assert!(code.matches.is_empty());
+}
+
+pub fn search_by_last_updated(store: &dyn ResourceStore) {
+    create(store, patient("p1", "A"));
+    let t1 = crate::to_micros(store.read("Patient", "p1").unwrap().unwrap().last_updated);
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    create(store, patient("p2", "B"));
+    let after = store
+        .search(&q("Patient", vec![Predicate::LastUpdated { cmp: Comparator::Gt, low: t1, high: t1 }]))
+        .unwrap();
+    assert_eq!(ids(&after), vec!["p2"]);
+    let upto = store
+        .search(&q("Patient", vec![Predicate::LastUpdated { cmp: Comparator::Le, low: t1, high: t1 }]))
+        .unwrap();
+    assert_eq!(ids(&upto), vec!["p1"]);
+}
+
+pub fn search_pages_with_cursor_and_total(store: &dyn ResourceStore) {
+    for i in 0..7 {
+        create(store, patient(&format!("p{i}"), "Same"));
+    }
+    let mut query = q("Patient", vec![]);
+    query.count = 3;
+    query.total = true;
+    let mut seen = Vec::new();
+    loop {
+        let page = store.search(&query).unwrap();
+        if query.total {
+            assert_eq!(page.total, Some(7));
+        } else {
+            assert_eq!(page.total, None);
+        }
+        seen.extend(ids(&page));
+        match page.next {
+            Some(n) => query.after = Some(n),
+            None => break,
+        }
+        // a resource created while paging must not shift the pages already served
+        if seen.len() == 3 {
+            create(store, patient("late", "Late"));
+            query.total = false;
+        }
+    }
+    assert_eq!(seen, vec!["p0", "p1", "p2", "p3", "p4", "p5", "p6", "late"]);
+}
+
+pub fn index_follows_updates_and_deletes(store: &dyn ResourceStore) {
+    create(store, observation("o1", "p1"));
+    put(store, observation("o1", "p2"), Expect::Any).unwrap();
+    let subj = |p: &str| {
+        store
+            .search(&q("Observation", vec![Predicate::Reference { param: "subject".into(), target_type: None, target_id: p.into() }]))
+            .unwrap()
+    };
+    assert!(subj("p1").matches.is_empty(), "old index rows removed on update");
+    assert_eq!(ids(&subj("p2")), vec!["o1"]);
+    delete(store, "Observation", "o1");
+    assert!(subj("p2").matches.is_empty(), "deleted resources are not found");
+    assert!(store.search(&q("Observation", vec![])).unwrap().matches.is_empty());
+}
+
+pub fn guard_prevents_duplicate_conditional_creates(store: &dyn ResourceStore) {
+    let threads = 8;
+    std::thread::scope(|s| {
+        for t in 0..threads {
+            s.spawn(move || {
+                store
+                    .write(&mut |tx: &mut dyn WriteTx| {
+                        tx.guard("Patient?identifier=urn:example:dodid|ID-x")?;
+                        let found = tx.search(&q("Patient", vec![Predicate::Token {
+                            param: "identifier".into(),
+                            system: TokenSystem::Is("urn:example:dodid".into()),
+                            code: "ID-x".into(),
+                            negate: false,
+                        }]))?;
+                        if found.matches.is_empty() {
+                            let mut p = patient("x", "X");
+                            p["id"] = json!(format!("t{t}"));
+                            p["identifier"][0]["value"] = json!("ID-x");
+                            tx.put(&mut p, Expect::Absent)?;
+                        }
+                        Ok(())
+                    })
+                    .unwrap();
+            });
+        }
+    });
+    let all = store.search(&q("Patient", vec![])).unwrap();
+    assert_eq!(all.matches.len(), 1, "exactly one conditional create wins");
+}
+
+pub fn concurrent_if_match_updates_have_one_winner(store: &dyn ResourceStore) {
+    create(store, patient("p1", "A"));
+    let wins = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for t in 0..6 {
+            let wins = &wins;
+            s.spawn(move || match put(store, patient("p1", &format!("T{t}")), Expect::Version(1)) {
+                Ok(_) => {
+                    wins.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+                Err(StoreError::VersionConflict { .. }) => {}
+                Err(e) => panic!("unexpected {e:?}"),
+            });
+        }
+    });
+    assert_eq!(wins.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert_eq!(store.read("Patient", "p1").unwrap().unwrap().version, 2);
+}
+
+pub fn bodies_round_trip_byte_exact(store: &dyn ResourceStore) {
+    let text = "Ünïcödé ✓ 日本語 \"quoted\" \\ back".repeat(200);
+    let w = create(store, json!({"resourceType": "Basic", "id": "b1", "code": {"text": text}}));
+    let got = store.read("Basic", "b1").unwrap().unwrap();
+    assert_eq!(got.body, w.body);
+    assert_eq!(body(&got)["code"]["text"], text.as_str());
+}

@@ -1,0 +1,142 @@
+//! The search AST: what the core asks of a store, already parsed and typed. Parsing of FHIR search URLs lives
+//! in `continuum-core`; turning the AST into SQL lives in [`crate::sql`].
+
+use crate::StoredResource;
+
+/// A search over current, non-deleted resources.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SearchQuery {
+    /// The resource type searched; `None` for a system-wide search.
+    pub resource_type: Option<String>,
+    /// System-wide search only: restrict to these types (`_type`).
+    pub types: Vec<String>,
+    /// Every filter must hold (AND); inside a filter any predicate may hold (OR).
+    pub filters: Vec<Filter>,
+    /// Page size.
+    pub count: usize,
+    /// Keyset cursor: only resources after this position in store order.
+    pub after: Option<i64>,
+    /// Also count every match.
+    pub total: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Filter {
+    pub any_of: Vec<Predicate>,
+}
+
+impl Filter {
+    pub fn one(p: Predicate) -> Self {
+        Filter { any_of: vec![p] }
+    }
+}
+
+/// Which system a token value names.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TokenSystem {
+    /// `code`: any system.
+    Any,
+    /// `|code`: no system.
+    None,
+    /// `system|code`.
+    Is(String),
+    /// `system|`: any code in that system.
+    OnlySystem(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StringMode {
+    /// Default: starts with, case- and accent-insensitive.
+    Start,
+    Exact,
+    Contains,
+}
+
+/// Search prefixes for ordered values (FHIR R4 3.1.1.4.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Comparator {
+    Eq,
+    Ne,
+    Gt,
+    Lt,
+    Ge,
+    Le,
+    Sa,
+    Eb,
+    Ap,
+}
+
+impl Comparator {
+    pub fn parse_prefix(s: &str) -> (Comparator, &str) {
+        let table = [
+            ("eq", Comparator::Eq),
+            ("ne", Comparator::Ne),
+            ("gt", Comparator::Gt),
+            ("lt", Comparator::Lt),
+            ("ge", Comparator::Ge),
+            ("le", Comparator::Le),
+            ("sa", Comparator::Sa),
+            ("eb", Comparator::Eb),
+            ("ap", Comparator::Ap),
+        ];
+        for (p, c) in table {
+            if let Some(rest) = s.strip_prefix(p) {
+                if rest.starts_with(|ch: char| ch.is_ascii_digit() || ch == '-') {
+                    return (c, rest);
+                }
+            }
+        }
+        (Comparator::Eq, s)
+    }
+}
+
+/// One condition on a resource. Parameter codes refer to the searched resource type.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Predicate {
+    Id(String),
+    /// `_lastUpdated`; `low..=high` is the range the search value covers (microseconds).
+    LastUpdated { cmp: Comparator, low: i64, high: i64 },
+    Token { param: String, system: TokenSystem, code: String, negate: bool },
+    String { param: String, value: String, mode: StringMode },
+    Reference { param: String, target_type: Option<String>, target_id: String },
+    Date { param: String, cmp: Comparator, low: i64, high: i64 },
+    Uri { param: String, value: String },
+    /// The resource has (`missing: false`) or lacks (`missing: true`) any value for the parameter.
+    Missing { param: String, table: IndexTable, missing: bool },
+    /// The resource belongs to the compartment of `target_type/target_id` through one of `params`.
+    Compartment { target_type: String, target_id: String, params: Vec<String> },
+}
+
+/// The typed index tables of the schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IndexTable {
+    String,
+    Token,
+    Reference,
+    Date,
+    Number,
+    Quantity,
+    Uri,
+}
+
+impl IndexTable {
+    pub fn name(self) -> &'static str {
+        match self {
+            IndexTable::String => "idx_string",
+            IndexTable::Token => "idx_token",
+            IndexTable::Reference => "idx_reference",
+            IndexTable::Date => "idx_date",
+            IndexTable::Number => "idx_number",
+            IndexTable::Quantity => "idx_quantity",
+            IndexTable::Uri => "idx_uri",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SearchPage {
+    pub matches: Vec<StoredResource>,
+    /// Cursor of the next page, when there may be one.
+    pub next: Option<i64>,
+    pub total: Option<u64>,
+}

@@ -1,0 +1,499 @@
+//! SQL shared by the SQL backends: the search compiler and the index-row layout.
+//!
+//! One compiler for both backends keeps their behaviour identical (the conformance suite checks it). SQL text
+//! uses `?` placeholders; the PostgreSQL adapter renumbers them to `$n`. Every value is bound; identifiers
+//! come only from enums and constants here.
+
+use continuum_fhir::index::token_hash;
+use continuum_fhir::registry::param_id;
+use continuum_fhir::{IndexEntry, IndexValue};
+
+use crate::search::{Comparator, IndexTable, Predicate, SearchQuery, StringMode, TokenSystem};
+use crate::{HistoryQuery, Result, StoreError};
+
+/// A bound value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SqlValue {
+    Int(i64),
+    Real(f64),
+    Text(String),
+    Null,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Compiled {
+    pub sql: String,
+    pub params: Vec<SqlValue>,
+}
+
+/// Columns every version query selects, in this order: pk/cursor, type, id, version, last_updated (µs),
+/// deleted (0/1), method, body.
+pub const VERSION_COLUMNS: &str = "v.vpk, v.type, v.id, v.version, v.last_updated, v.deleted, v.method, v.body";
+
+/// Insert statement for one index table; values are `res_pk` followed by [`index_rows`] values.
+pub fn insert_sql(table: IndexTable) -> &'static str {
+    match table {
+        IndexTable::String => "INSERT INTO idx_string (res_pk, pid, norm, exact) VALUES (?, ?, ?, ?)",
+        IndexTable::Token => "INSERT INTO idx_token (res_pk, pid, sys_code_hash, code_hash, system, code, text) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        IndexTable::Reference => "INSERT INTO idx_reference (res_pk, pid, target_type, target_id, url) VALUES (?, ?, ?, ?, ?)",
+        IndexTable::Date => "INSERT INTO idx_date (res_pk, pid, low, high) VALUES (?, ?, ?, ?)",
+        IndexTable::Number => "INSERT INTO idx_number (res_pk, pid, value, low, high) VALUES (?, ?, ?, ?, ?)",
+        IndexTable::Quantity => "INSERT INTO idx_quantity (res_pk, pid, system, code, unit, value, low, high) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        IndexTable::Uri => "INSERT INTO idx_uri (res_pk, pid, value) VALUES (?, ?, ?)",
+    }
+}
+
+pub const ALL_INDEX_TABLES: [IndexTable; 7] = [
+    IndexTable::String,
+    IndexTable::Token,
+    IndexTable::Reference,
+    IndexTable::Date,
+    IndexTable::Number,
+    IndexTable::Quantity,
+    IndexTable::Uri,
+];
+
+fn opt_text(s: &Option<String>) -> SqlValue {
+    match s {
+        Some(s) => SqlValue::Text(s.clone()),
+        None => SqlValue::Null,
+    }
+}
+
+/// The index rows of a resource: table and values after `res_pk`. Identical rows are written once.
+pub fn index_rows(resource_type: &str, entries: &[IndexEntry]) -> Vec<(IndexTable, Vec<SqlValue>)> {
+    let mut rows: Vec<(IndexTable, Vec<SqlValue>)> = Vec::with_capacity(entries.len());
+    for e in entries {
+        let pid = SqlValue::Int(param_id(resource_type, &e.code));
+        let row = match &e.value {
+            IndexValue::String { normalized, exact } => (
+                IndexTable::String,
+                vec![pid, SqlValue::Text(normalized.clone()), SqlValue::Text(exact.clone())],
+            ),
+            IndexValue::Token { system, code, text } => (
+                IndexTable::Token,
+                vec![
+                    pid,
+                    SqlValue::Int(token_hash(system.as_deref(), code)),
+                    SqlValue::Int(token_hash(None, code)),
+                    opt_text(system),
+                    SqlValue::Text(code.clone()),
+                    opt_text(text),
+                ],
+            ),
+            IndexValue::Reference { target_type, target_id, url } => (
+                IndexTable::Reference,
+                vec![pid, opt_text(target_type), opt_text(target_id), opt_text(url)],
+            ),
+            IndexValue::Date { low, high } => (IndexTable::Date, vec![pid, SqlValue::Int(*low), SqlValue::Int(*high)]),
+            IndexValue::Number { value, low, high } => (
+                IndexTable::Number,
+                vec![pid, SqlValue::Real(*value), SqlValue::Real(*low), SqlValue::Real(*high)],
+            ),
+            IndexValue::Quantity { value, low, high, system, code, unit } => (
+                IndexTable::Quantity,
+                vec![
+                    pid,
+                    opt_text(system),
+                    opt_text(code),
+                    opt_text(unit),
+                    SqlValue::Real(*value),
+                    SqlValue::Real(*low),
+                    SqlValue::Real(*high),
+                ],
+            ),
+            IndexValue::Uri { value } => (IndexTable::Uri, vec![pid, SqlValue::Text(value.clone())]),
+        };
+        if !rows.contains(&row) {
+            rows.push(row);
+        }
+    }
+    rows
+}
+
+struct Builder {
+    dialect: Dialect,
+    sql: String,
+    params: Vec<SqlValue>,
+}
+
+impl Builder {
+    fn push(&mut self, s: &str) {
+        self.sql.push_str(s);
+    }
+    fn bind(&mut self, v: SqlValue) {
+        self.sql.push('?');
+        self.params.push(v);
+    }
+    fn int(&mut self, v: i64) {
+        self.bind(SqlValue::Int(v));
+    }
+    fn text(&mut self, v: &str) {
+        self.bind(SqlValue::Text(v.to_string()));
+    }
+}
+
+/// The smallest string greater than every string starting with `prefix`, for index-friendly prefix ranges.
+fn prefix_upper_bound(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        if let Some(next) = char::from_u32(last as u32 + 1) {
+            chars.push(next);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
+}
+
+/// Range comparison of a stored range `[lo_col, hi_col]` against the query range `[low, high]` (R4 search
+/// prefix semantics: eq = contained, gt = extends above, ...).
+fn range_condition(b: &mut Builder, lo_col: &str, hi_col: &str, cmp: Comparator, low: i64, high: i64) {
+    match cmp {
+        Comparator::Eq => {
+            b.push(&format!("({lo_col} >= "));
+            b.int(low);
+            b.push(&format!(" AND {hi_col} <= "));
+            b.int(high);
+            b.push(")");
+        }
+        Comparator::Ne => {
+            b.push(&format!("NOT ({lo_col} >= "));
+            b.int(low);
+            b.push(&format!(" AND {hi_col} <= "));
+            b.int(high);
+            b.push(")");
+        }
+        Comparator::Gt => {
+            b.push(&format!("{hi_col} > "));
+            b.int(high);
+        }
+        Comparator::Lt => {
+            b.push(&format!("{lo_col} < "));
+            b.int(low);
+        }
+        Comparator::Ge => {
+            b.push(&format!("({hi_col} > "));
+            b.int(high);
+            b.push(&format!(" OR ({lo_col} >= "));
+            b.int(low);
+            b.push(&format!(" AND {hi_col} <= "));
+            b.int(high);
+            b.push("))");
+        }
+        Comparator::Le => {
+            b.push(&format!("({lo_col} < "));
+            b.int(low);
+            b.push(&format!(" OR ({lo_col} >= "));
+            b.int(low);
+            b.push(&format!(" AND {hi_col} <= "));
+            b.int(high);
+            b.push("))");
+        }
+        Comparator::Sa => {
+            b.push(&format!("{lo_col} > "));
+            b.int(high);
+        }
+        Comparator::Eb => {
+            b.push(&format!("{hi_col} < "));
+            b.int(low);
+        }
+        Comparator::Ap => {
+            // Approximately: the ranges overlap once the query range is widened by 10% of its width (at
+            // least one day), a documented simplification of the spec's "implementation choice".
+            let day = 86_400_000_000_i64;
+            let slack = ((high.saturating_sub(low)) / 10).max(day);
+            b.push(&format!("({lo_col} <= "));
+            b.int(high.saturating_add(slack));
+            b.push(&format!(" AND {hi_col} >= "));
+            b.int(low.saturating_sub(slack));
+            b.push(")");
+        }
+    }
+}
+
+fn pid_for(q: &SearchQuery, param: &str) -> Result<i64> {
+    let ty = q
+        .resource_type
+        .as_deref()
+        .ok_or_else(|| StoreError::InvalidQuery(format!("parameter {param} needs a resource type")))?;
+    Ok(param_id(ty, param))
+}
+
+fn predicate(b: &mut Builder, q: &SearchQuery, p: &Predicate) -> Result<()> {
+    match p {
+        Predicate::Id(id) => {
+            b.push("r.id = ");
+            b.text(id);
+        }
+        Predicate::LastUpdated { cmp, low, high } => range_condition(b, "r.last_updated", "r.last_updated", *cmp, *low, *high),
+        Predicate::Token { param, system, code, negate } => {
+            let pid = pid_for(q, param)?;
+            b.push(if *negate { "r.pk NOT IN (" } else { "r.pk IN (" });
+            b.push("SELECT res_pk FROM idx_token WHERE pid = ");
+            b.int(pid);
+            match system {
+                TokenSystem::Any => {
+                    b.push(" AND code_hash = ");
+                    b.int(token_hash(None, code));
+                }
+                TokenSystem::None => {
+                    b.push(" AND code_hash = ");
+                    b.int(token_hash(None, code));
+                    b.push(" AND system IS NULL");
+                }
+                TokenSystem::Is(sys) => {
+                    b.push(" AND sys_code_hash = ");
+                    b.int(token_hash(Some(sys), code));
+                }
+                TokenSystem::OnlySystem(sys) => {
+                    b.push(" AND system = ");
+                    b.text(sys);
+                }
+            }
+            b.push(")");
+        }
+        Predicate::String { param, value, mode } => {
+            let pid = pid_for(q, param)?;
+            b.push("r.pk IN (SELECT res_pk FROM idx_string WHERE pid = ");
+            b.int(pid);
+            match mode {
+                StringMode::Exact => {
+                    b.push(" AND exact = ");
+                    b.text(value);
+                }
+                StringMode::Start => {
+                    b.push(" AND norm >= ");
+                    b.text(value);
+                    if let Some(upper) = prefix_upper_bound(value) {
+                        b.push(" AND norm < ");
+                        b.text(&upper);
+                    }
+                }
+                StringMode::Contains => {
+                    b.push(match b.dialect {
+                        Dialect::Sqlite => " AND instr(norm, ",
+                        Dialect::Postgres => " AND strpos(norm, ",
+                    });
+                    b.text(value);
+                    b.push(") > 0");
+                }
+            }
+            b.push(")");
+        }
+        Predicate::Reference { param, target_type, target_id } => {
+            let pid = pid_for(q, param)?;
+            b.push("r.pk IN (SELECT res_pk FROM idx_reference WHERE pid = ");
+            b.int(pid);
+            b.push(" AND target_id = ");
+            b.text(target_id);
+            if let Some(t) = target_type {
+                b.push(" AND target_type = ");
+                b.text(t);
+            }
+            b.push(")");
+        }
+        Predicate::Date { param, cmp, low, high } => {
+            let pid = pid_for(q, param)?;
+            b.push("r.pk IN (SELECT res_pk FROM idx_date WHERE pid = ");
+            b.int(pid);
+            b.push(" AND ");
+            range_condition(b, "low", "high", *cmp, *low, *high);
+            b.push(")");
+        }
+        Predicate::Uri { param, value } => {
+            let pid = pid_for(q, param)?;
+            b.push("r.pk IN (SELECT res_pk FROM idx_uri WHERE pid = ");
+            b.int(pid);
+            b.push(" AND value = ");
+            b.text(value);
+            b.push(")");
+        }
+        Predicate::Missing { param, table, missing } => {
+            let pid = pid_for(q, param)?;
+            b.push(if *missing { "r.pk NOT IN (" } else { "r.pk IN (" });
+            b.push("SELECT res_pk FROM ");
+            b.push(table.name());
+            b.push(" WHERE pid = ");
+            b.int(pid);
+            b.push(")");
+        }
+        Predicate::Compartment { target_type, target_id, params } => {
+            let ty = q
+                .resource_type
+                .as_deref()
+                .ok_or_else(|| StoreError::InvalidQuery("compartment search needs a resource type".into()))?;
+            if params.is_empty() {
+                b.push("1 = 0");
+                return Ok(());
+            }
+            b.push("r.pk IN (SELECT res_pk FROM idx_reference WHERE target_type = ");
+            b.text(target_type);
+            b.push(" AND target_id = ");
+            b.text(target_id);
+            b.push(" AND pid IN (");
+            for (i, p) in params.iter().enumerate() {
+                if i > 0 {
+                    b.push(", ");
+                }
+                b.int(param_id(ty, p));
+            }
+            b.push("))");
+        }
+    }
+    Ok(())
+}
+
+fn where_clause(b: &mut Builder, q: &SearchQuery, with_cursor: bool) -> Result<()> {
+    b.push(" WHERE r.deleted = 0");
+    if let Some(ty) = &q.resource_type {
+        b.push(" AND r.type = ");
+        b.text(ty);
+    } else if !q.types.is_empty() {
+        b.push(" AND r.type IN (");
+        for (i, t) in q.types.iter().enumerate() {
+            if i > 0 {
+                b.push(", ");
+            }
+            b.text(t);
+        }
+        b.push(")");
+    }
+    if with_cursor {
+        if let Some(after) = q.after {
+            b.push(" AND r.pk > ");
+            b.int(after);
+        }
+    }
+    for f in &q.filters {
+        if f.any_of.is_empty() {
+            continue;
+        }
+        b.push(" AND (");
+        for (i, p) in f.any_of.iter().enumerate() {
+            if i > 0 {
+                b.push(" OR ");
+            }
+            predicate(b, q, p)?;
+        }
+        b.push(")");
+    }
+    Ok(())
+}
+
+/// The page query: selects [`VERSION_COLUMNS`] (with `r.pk` as the cursor column) of up to `count + 1` rows,
+/// so the caller can tell whether a next page exists.
+pub fn compile_search(dialect: Dialect, q: &SearchQuery) -> Result<Compiled> {
+    let mut b = Builder { dialect, sql: String::new(), params: Vec::new() };
+    b.push("SELECT r.pk, v.type, v.id, v.version, v.last_updated, v.deleted, v.method, v.body FROM resource r JOIN resource_version v ON v.vpk = r.current_vpk");
+    where_clause(&mut b, q, true)?;
+    b.push(" ORDER BY r.pk LIMIT ");
+    b.int(q.count as i64 + 1);
+    Ok(Compiled { sql: b.sql, params: b.params })
+}
+
+/// The count query for `_total`.
+pub fn compile_count(dialect: Dialect, q: &SearchQuery) -> Result<Compiled> {
+    let mut b = Builder { dialect, sql: String::new(), params: Vec::new() };
+    b.push("SELECT COUNT(*) FROM resource r");
+    where_clause(&mut b, q, false)?;
+    Ok(Compiled { sql: b.sql, params: b.params })
+}
+
+/// The history page query, newest first, `count + 1` rows.
+pub fn compile_history(dialect: Dialect, q: &HistoryQuery) -> Compiled {
+    let mut b = Builder { dialect, sql: String::new(), params: Vec::new() };
+    b.push("SELECT ");
+    b.push(VERSION_COLUMNS);
+    b.push(" FROM resource_version v WHERE 1 = 1");
+    history_filters(&mut b, q);
+    if let Some(before) = q.before {
+        b.push(" AND v.vpk < ");
+        b.int(before);
+    }
+    b.push(" ORDER BY v.vpk DESC LIMIT ");
+    b.int(q.count as i64 + 1);
+    Compiled { sql: b.sql, params: b.params }
+}
+
+pub fn compile_history_count(dialect: Dialect, q: &HistoryQuery) -> Compiled {
+    let mut b = Builder { dialect, sql: String::new(), params: Vec::new() };
+    b.push("SELECT COUNT(*) FROM resource_version v WHERE 1 = 1");
+    history_filters(&mut b, q);
+    Compiled { sql: b.sql, params: b.params }
+}
+
+fn history_filters(b: &mut Builder, q: &HistoryQuery) {
+    if let Some(ty) = &q.resource_type {
+        b.push(" AND v.type = ");
+        b.text(ty);
+    }
+    if let Some(id) = &q.id {
+        b.push(" AND v.id = ");
+        b.text(id);
+    }
+    if let Some(since) = q.since {
+        b.push(" AND v.last_updated >= ");
+        b.int(crate::to_micros(since));
+    }
+    if let Some(at) = q.at {
+        let at = crate::to_micros(at);
+        b.push(" AND v.last_updated <= ");
+        b.int(at);
+        b.push(" AND NOT EXISTS (SELECT 1 FROM resource_version w WHERE w.res_pk = v.res_pk AND w.version > v.version AND w.last_updated <= ");
+        b.int(at);
+        b.push(")");
+    }
+}
+
+/// Renumber `?` placeholders as `$1, $2, …` for PostgreSQL. Safe because the compiler never emits a literal
+/// question mark: every value is bound.
+pub fn numbered_placeholders(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len() + 16);
+    let mut n = 0;
+    for ch in sql.chars() {
+        if ch == '?' {
+            n += 1;
+            out.push('$');
+            out.push_str(&n.to_string());
+        } else {
+            out.push(ch);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::search::Filter;
+
+    #[test]
+    fn prefix_bound_increments_last_char() {
+        assert_eq!(prefix_upper_bound("smi").as_deref(), Some("smj"));
+        assert_eq!(prefix_upper_bound(""), None);
+    }
+
+    #[test]
+    fn search_binds_every_value() {
+        let q = SearchQuery {
+            resource_type: Some("Observation".into()),
+            filters: vec![Filter::one(Predicate::Reference {
+                param: "subject".into(),
+                target_type: Some("Patient".into()),
+                target_id: "x'; DROP TABLE resource; --".into(),
+            })],
+            count: 10,
+            ..Default::default()
+        };
+        let c = compile_search(Dialect::Postgres, &q).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!c.sql.contains("DROP"));
+        assert_eq!(c.sql.matches('?').count(), c.params.len());
+        assert!(numbered_placeholders(&c.sql).contains("$4"));
+    }
+}

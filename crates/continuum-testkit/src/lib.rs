@@ -1,0 +1,3 @@
+//! Dev-only helpers for tests and benchmarks. Never linked into the `continuum` binary's serve path.
+
+pub mod pg;
