@@ -17,20 +17,47 @@ pub struct IndexEntry {
 pub enum IndexValue {
     /// `normalized`: lower-cased, accents removed, whitespace collapsed (for default and `:contains` matching);
     /// `exact`: the value as written (for `:exact`).
-    String { normalized: String, exact: String },
+    String {
+        normalized: String,
+        exact: String,
+    },
     /// A coded value; `system` is `None` when the element has no system. `text` is the display (for `:text`).
-    Token { system: Option<String>, code: String, text: Option<String> },
+    Token {
+        system: Option<String>,
+        code: String,
+        text: Option<String>,
+    },
     /// A reference. `target_type`/`target_id` are set for relative (`Patient/123`) and resolvable absolute
     /// references; `url` keeps the literal reference for canonical and absolute URLs.
-    Reference { target_type: Option<String>, target_id: Option<String>, url: Option<String> },
+    Reference {
+        target_type: Option<String>,
+        target_id: Option<String>,
+        url: Option<String>,
+    },
     /// A date, dateTime, instant or Period as an inclusive range of microseconds since the Unix epoch (UTC):
     /// a date of partial precision covers its whole span.
-    Date { low: i64, high: i64 },
+    Date {
+        low: i64,
+        high: i64,
+    },
     /// A number with its implicit precision range (`100` covers [99.5, 100.5)).
-    Number { value: f64, low: f64, high: f64 },
+    Number {
+        value: f64,
+        low: f64,
+        high: f64,
+    },
     /// A quantity: value with precision range, plus unit system and code.
-    Quantity { value: f64, low: f64, high: f64, system: Option<String>, code: Option<String>, unit: Option<String> },
-    Uri { value: String },
+    Quantity {
+        value: f64,
+        low: f64,
+        high: f64,
+        system: Option<String>,
+        code: Option<String>,
+        unit: Option<String>,
+    },
+    Uri {
+        value: String,
+    },
 }
 
 /// Extract every search-index value of a resource, for every search parameter that applies to its type.
@@ -112,7 +139,10 @@ mod tests {
 
     #[test]
     fn token_hash_distinguishes_system() {
-        assert_ne!(token_hash(Some("http://loinc.org"), "1234-5"), token_hash(None, "1234-5"));
+        assert_ne!(
+            token_hash(Some("http://loinc.org"), "1234-5"),
+            token_hash(None, "1234-5")
+        );
         assert_eq!(token_hash(Some("a"), "b"), token_hash(Some("a"), "b"));
     }
 }

@@ -4,8 +4,10 @@
 //! structural validation of resources, extraction of search-index values (a FHIRPath subset), and the
 //! OperationOutcome shape. Does not own: storage, HTTP, access rules.
 
+pub mod datetime;
 pub mod fhirpath;
 pub mod index;
+mod model;
 pub mod outcome;
 pub mod registry;
 pub mod validate;

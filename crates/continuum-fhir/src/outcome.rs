@@ -94,9 +94,18 @@ impl OperationOutcome {
         Self::single(IssueSeverity::Error, code, diagnostics)
     }
 
-    pub fn single(severity: IssueSeverity, code: IssueType, diagnostics: impl Into<String>) -> Self {
+    pub fn single(
+        severity: IssueSeverity,
+        code: IssueType,
+        diagnostics: impl Into<String>,
+    ) -> Self {
         Self {
-            issues: vec![Issue { severity, code, diagnostics: diagnostics.into(), expression: None }],
+            issues: vec![Issue {
+                severity,
+                code,
+                diagnostics: diagnostics.into(),
+                expression: None,
+            }],
         }
     }
 

@@ -109,10 +109,11 @@ impl Registry {
     fn load() -> Registry {
         // The embedded files are generated and tested; a parse failure is a build defect, so fall back to an
         // empty registry rather than panicking on a request path (tests catch the defect).
-        let structures: StructuresFile = serde_json::from_str(STRUCTURES).unwrap_or(StructuresFile {
-            types: HashMap::new(),
-            primitives: HashMap::new(),
-        });
+        let structures: StructuresFile =
+            serde_json::from_str(STRUCTURES).unwrap_or(StructuresFile {
+                types: HashMap::new(),
+                primitives: HashMap::new(),
+            });
         let search_params: Vec<SearchParamDef> =
             serde_json::from_str(SEARCH_PARAMETERS).unwrap_or_default();
         let compartments: HashMap<String, HashMap<String, Vec<String>>> =
@@ -131,7 +132,9 @@ impl Registry {
                     for rt in &resource_types {
                         let is_domain = rt != "Bundle" && rt != "Binary" && rt != "Parameters";
                         if base == "Resource" || is_domain {
-                            by_type_code.entry((rt.clone(), sp.code.clone())).or_insert(i);
+                            by_type_code
+                                .entry((rt.clone(), sp.code.clone()))
+                                .or_insert(i);
                         }
                     }
                 } else {
@@ -155,7 +158,9 @@ impl Registry {
     }
 
     pub fn is_resource_type(&self, name: &str) -> bool {
-        self.resource_types.binary_search_by(|t| t.as_str().cmp(name)).is_ok()
+        self.resource_types
+            .binary_search_by(|t| t.as_str().cmp(name))
+            .is_ok()
     }
 
     pub fn structure(&self, name: &str) -> Option<&Structure> {
@@ -179,7 +184,11 @@ impl Registry {
             .filter(|((t, _), _)| t == resource_type)
             .map(|(_, &i)| i)
             .collect();
-        idx.sort_by(|a, b| self.search_params[*a].code.cmp(&self.search_params[*b].code));
+        idx.sort_by(|a, b| {
+            self.search_params[*a]
+                .code
+                .cmp(&self.search_params[*b].code)
+        });
         idx.into_iter().map(move |i| &self.search_params[i])
     }
 
