@@ -1,0 +1,144 @@
+//! Deterministic synthetic FHIR R4 patient data, shaped like Synthea's output, for import tests and
+//! benchmarks.
+//!
+//! Owns: a seeded simulation of plainly fake patients of a military health system (names combined from small
+//! built-in lists, fictional facilities, identifiers only under synthetic systems such as
+//! [`DODID_SYSTEM`]) and their years of ambulatory care — encounters, ICD-10-CM conditions, LOINC vital
+//! signs and labs with UCUM units and reference ranges, lab DiagnosticReports, RxNorm MedicationRequests, CVX
+//! immunizations, drug allergies and SNOMED CT procedures — rendered as FHIR R4 JSON Bundles:
+//! - [`provider_bundle`]: one `batch` of the shared Organizations and Practitioners, each entry a POST with
+//!   `ifNoneExist`, like Synthea's `hospitalInformation`/`practitionerInformation` files;
+//! - [`patient_bundle`] / [`patient_bundles`]: one `transaction` per patient whose entries reference each
+//!   other by `urn:uuid:` fullUrl and reference the provider bundle by conditional references
+//!   (`Practitioner?identifier=…`, `Organization?identifier=…`).
+//!
+//! Everything is a pure function of [`SynthConfig`] (seed and "now" included) and the patient index: the
+//! same input gives byte-identical JSON, and no clock or OS randomness is read.
+//!
+//! Does not own: loading the bundles (that is the importer's job), terminology lookups (the few codes used
+//! are built in, see `synth/terms.rs`), or clinical plausibility beyond "looks like a real chart". Never use
+//! the output as clinical content.
+
+mod patient;
+mod person;
+mod providers;
+mod resources;
+mod terms;
+#[cfg(test)]
+mod tests;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::Value;
+use time::macros::datetime;
+use time::{OffsetDateTime, UtcOffset};
+
+use providers::Providers;
+
+/// Identifier system of the shared Organizations (as in Synthea's output).
+pub const ORGANIZATION_SYSTEM: &str = "https://github.com/synthetichealth/synthea";
+/// Identifier system of the shared Practitioners; values are synthetic `99999…` numbers, never issued NPIs.
+pub const NPI_SYSTEM: &str = "http://hl7.org/fhir/sid/us-npi";
+/// Identifier system of the synthetic DoD ID of each patient (the patient's `ifNoneExist` key).
+pub const DODID_SYSTEM: &str = "urn:continuum:synthetic:dodid";
+/// Identifier system of the synthetic medical record number of each patient.
+pub const MRN_SYSTEM: &str = "urn:continuum:synthetic:mrn";
+
+/// What to generate. All output is a function of these fields and the patient index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SynthConfig {
+    pub seed: u64,
+    /// How many years of care before `now` each patient gets (less for patients younger than that).
+    pub years_of_history: u32,
+    /// Encounters per year of history: one wellness visit plus sick, follow-up or prenatal visits.
+    pub encounters_per_year: u32,
+    /// The simulation's "now": nothing is dated after it. Fixed by default so output is deterministic.
+    pub now: OffsetDateTime,
+}
+
+impl Default for SynthConfig {
+    fn default() -> Self {
+        Self {
+            seed: 1,
+            years_of_history: 10,
+            encounters_per_year: 4,
+            now: datetime!(2026-01-01 00:00:00 UTC),
+        }
+    }
+}
+
+/// A `batch` bundle of the shared Organizations and Practitioners that patient bundles reference
+/// conditionally. Each entry is a POST with `request.ifNoneExist = "identifier=<system>|<value>"`.
+pub fn provider_bundle(cfg: &SynthConfig) -> Value {
+    Providers::new(cfg).bundle()
+}
+
+/// The `transaction` bundle of patient number `index`: a Patient (POST with `ifNoneExist` on its DoD ID)
+/// and its clinical history, every entry with a `urn:uuid:` fullUrl.
+pub fn patient_bundle(cfg: &SynthConfig, index: u64) -> Value {
+    patient::generate(cfg, &Providers::new(cfg), index)
+}
+
+/// Patient bundles `0..n`, generated one at a time as the iterator is advanced.
+pub fn patient_bundles(cfg: &SynthConfig, n: u64) -> impl Iterator<Item = Value> {
+    let cfg = *cfg;
+    let providers = Providers::new(&cfg);
+    (0..n).map(move |index| patient::generate(&cfg, &providers, index))
+}
+
+/// Stream number of the provider RNG; patient `index` uses stream `index`.
+const PROVIDER_STREAM: u64 = u64::MAX;
+
+fn splitmix64(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// An independent RNG per (seed, stream), so patient `i` does not depend on how many came before it.
+fn stream_rng(seed: u64, stream: u64) -> StdRng {
+    StdRng::seed_from_u64(splitmix64(
+        splitmix64(seed) ^ stream.wrapping_mul(0xD1B5_4A32_D192_ED03),
+    ))
+}
+
+/// A version-4-shaped UUID drawn from the RNG (so it is reproducible).
+fn new_uuid(rng: &mut StdRng) -> String {
+    let bytes: [u8; 16] = rng.random();
+    uuid::Builder::from_random_bytes(bytes)
+        .into_uuid()
+        .to_string()
+}
+
+/// `urn:uuid:<uuid>`, for a bundle entry's fullUrl.
+fn new_urn(rng: &mut StdRng) -> String {
+    format!("urn:uuid:{}", new_uuid(rng))
+}
+
+/// A FHIR `dateTime`/`instant` to the second, written in the given offset (`Z` for UTC).
+fn fhir_datetime(t: OffsetDateTime, offset: UtcOffset) -> String {
+    let l = t.to_offset(offset);
+    let zone = if offset.is_utc() {
+        "Z".to_string()
+    } else {
+        let (h, m, _) = offset.as_hms();
+        let sign = if offset.is_negative() { '-' } else { '+' };
+        format!("{sign}{:02}:{:02}", h.unsigned_abs(), m.unsigned_abs())
+    };
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}{zone}",
+        l.year(),
+        u8::from(l.month()),
+        l.day(),
+        l.hour(),
+        l.minute(),
+        l.second()
+    )
+}
+
+/// A FHIR `date`: the calendar date of the instant in the given offset.
+fn fhir_date(t: OffsetDateTime, offset: UtcOffset) -> String {
+    let l = t.to_offset(offset);
+    format!("{:04}-{:02}-{:02}", l.year(), u8::from(l.month()), l.day())
+}
