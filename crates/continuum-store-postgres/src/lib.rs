@@ -1,1 +1,217 @@
-//! PostgreSQL backend (in progress).
+//! PostgreSQL backend of Continuum's [`ResourceStore`].
+//!
+//! Owns: the connection pool (sync `postgres` client through `r2d2_postgres`), the PostgreSQL migrations in
+//! `migrations/`, reads and searches (SQL from the shared compiler in `continuum_store::sql`), and write
+//! transactions with retry on contention.
+//! Does not own: search semantics (the shared compiler), index-value extraction (`continuum-fhir`), FHIR REST
+//! rules (`continuum-core`), or mapping errors to responses (the edge).
+//!
+//! The client is synchronous: call the store from blocking threads (`spawn_blocking`), never from an async
+//! task directly.
+
+mod buffer;
+mod conn;
+mod migrate;
+mod queries;
+mod tx;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use continuum_store::{
+    from_micros, to_micros, Clock, HistoryPage, HistoryQuery, PoolStatus, ResourceStore, Result,
+    SearchPage, SearchQuery, StoreError, StoredResource, SystemClock, WriteTx,
+};
+use postgres::NoTls;
+use r2d2_postgres::PostgresConnectionManager;
+
+use crate::conn::{db_error, pool_error, Conn, Manager};
+pub use crate::migrate::MIGRATIONS;
+
+/// How often a write closure runs before the store gives up with [`StoreError::Contention`].
+const MAX_ATTEMPTS: u32 = 10;
+
+/// Failures of opening the store, before it can answer with [`StoreError`]s.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("invalid database URL: {0}")]
+    Url(String),
+    #[error("cannot connect to PostgreSQL: {0}")]
+    Connect(String),
+    #[error("migrating the PostgreSQL schema failed: {0}")]
+    Migrate(String),
+}
+
+impl From<OpenError> for StoreError {
+    fn from(e: OpenError) -> Self {
+        StoreError::Backend(e.to_string())
+    }
+}
+
+/// Pool settings.
+#[derive(Debug, Clone)]
+pub struct PgOptions {
+    /// Most connections the pool opens.
+    pub max_connections: u32,
+    /// How long a caller waits for a free connection.
+    pub connect_timeout: Duration,
+}
+
+impl Default for PgOptions {
+    fn default() -> Self {
+        PgOptions {
+            max_connections: 16,
+            connect_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The PostgreSQL resource store.
+pub struct PostgresStore {
+    pool: r2d2::Pool<Manager>,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("pool", &self.pool.state())
+            .finish_non_exhaustive()
+    }
+}
+
+fn config(url: &str) -> Result<postgres::Config, OpenError> {
+    // The parser's message never quotes the URL, which may carry a password.
+    let mut config: postgres::Config = url
+        .parse()
+        .map_err(|e: postgres::Error| OpenError::Url(e.to_string()))?;
+    if config.get_application_name().is_none() {
+        config.application_name("continuum");
+    }
+    Ok(config)
+}
+
+/// Apply pending migrations to the database at `url`; returns the versions applied now.
+pub fn migrate(url: &str) -> Result<Vec<i64>, OpenError> {
+    migrate_at(url, &SystemClock)
+}
+
+fn migrate_at(url: &str, clock: &dyn Clock) -> Result<Vec<i64>, OpenError> {
+    let mut client = config(url)?
+        .connect(NoTls)
+        .map_err(|e| OpenError::Connect(db_error(e).to_string()))?;
+    migrate::migrate(&mut client, to_micros(clock.now()))
+        .map_err(|e| OpenError::Migrate(db_error(e).to_string()))
+}
+
+impl PostgresStore {
+    /// Connect with default pool settings and migrate the schema.
+    pub fn open(url: &str, clock: Arc<dyn Clock>) -> Result<Self, StoreError> {
+        Self::open_with(url, clock, PgOptions::default())
+    }
+
+    pub fn open_with(
+        url: &str,
+        clock: Arc<dyn Clock>,
+        options: PgOptions,
+    ) -> Result<Self, StoreError> {
+        migrate_at(url, clock.as_ref())?;
+        let manager = Manager(PostgresConnectionManager::new(config(url)?, NoTls));
+        let pool = r2d2::Pool::builder()
+            .max_size(options.max_connections.max(1))
+            // Open connections on demand: many stores (one per test, one per server) share a cluster's
+            // connection limit.
+            .min_idle(Some(1))
+            // A check-out test costs a round trip on every read; a broken connection is detected by
+            // `has_broken` when it comes back, and its one failed query surfaces as a backend error.
+            .test_on_check_out(false)
+            .connection_timeout(options.connect_timeout)
+            .build(manager)
+            .map_err(|e| StoreError::Backend(OpenError::Connect(e.to_string()).to_string()))?;
+        Ok(PostgresStore { pool, clock })
+    }
+
+    fn conn(&self) -> Result<r2d2::PooledConnection<Manager>> {
+        self.pool.get().map_err(pool_error)
+    }
+
+    /// One run of a write closure in its own transaction.
+    fn attempt(
+        &self,
+        conn: &mut Conn,
+        work: &mut dyn FnMut(&mut dyn WriteTx) -> Result<()>,
+    ) -> Result<()> {
+        // Stored instants have microsecond precision; truncate so `now()` equals what reads return.
+        let now = from_micros(to_micros(self.clock.now()));
+        let mut tx = tx::PgTx::begin(conn, now)?;
+        match work(&mut tx) {
+            Ok(()) => tx.commit(),
+            Err(e) => {
+                // The closure's error is the one to report; a failed ROLLBACK leaves a connection that
+                // `has_broken` will drop.
+                if let Err(rb) = tx.rollback() {
+                    tracing::warn!(error = %rb, "rollback failed");
+                }
+                Err(e)
+            }
+        }
+    }
+}
+
+impl ResourceStore for PostgresStore {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn ping(&self) -> Result<()> {
+        self.conn()?
+            .client
+            .batch_execute("SELECT 1")
+            .map_err(db_error)
+    }
+
+    fn pool_status(&self) -> PoolStatus {
+        let state = self.pool.state();
+        PoolStatus {
+            connections: state.connections,
+            idle: state.idle_connections,
+            max: self.pool.max_size(),
+        }
+    }
+
+    fn read(&self, resource_type: &str, id: &str) -> Result<Option<StoredResource>> {
+        queries::read(&mut *self.conn()?, resource_type, id)
+    }
+
+    fn vread(&self, resource_type: &str, id: &str, version: i64) -> Result<Option<StoredResource>> {
+        queries::vread(&mut *self.conn()?, resource_type, id, version)
+    }
+
+    fn history(&self, query: &HistoryQuery) -> Result<HistoryPage> {
+        queries::history(&mut *self.conn()?, query)
+    }
+
+    fn search(&self, query: &SearchQuery) -> Result<SearchPage> {
+        queries::search(&mut *self.conn()?, query)
+    }
+
+    fn write(&self, work: &mut dyn FnMut(&mut dyn WriteTx) -> Result<()>) -> Result<()> {
+        let mut conn = self.conn()?;
+        let mut attempt = 1;
+        loop {
+            match self.attempt(&mut conn, work) {
+                Err(StoreError::Contention) if attempt < MAX_ATTEMPTS => {
+                    tracing::debug!(
+                        attempt,
+                        "write transaction met contention; running it again"
+                    );
+                    // Short, growing pauses: contention here is two requests on the same resource, which
+                    // clears as soon as the other transaction commits.
+                    std::thread::sleep(Duration::from_millis(u64::from(attempt * attempt)));
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! Reads shared by the store and its write transactions: current version, one version, history, search.
+//!
+//! Fixed statements are prepared once per connection; search and history SQL comes from the shared compiler
+//! (`continuum_store::sql`) and is sent with explicit parameter types in a single round trip, since its text
+//! varies with the query.
+
+use continuum_store::sql::{self, Dialect, SqlValue};
+use continuum_store::{
+    from_micros, HistoryPage, HistoryQuery, Method, Result, SearchPage, SearchQuery, StoreError,
+    StoredResource,
+};
+use postgres::types::{ToSql, Type};
+use postgres::Row;
+
+use crate::conn::{db_error, Conn};
+
+const READ_SQL: &str = "SELECT v.vpk, v.type, v.id, v.version, v.last_updated, v.deleted, v.method, v.body \
+     FROM resource r JOIN resource_version v ON v.vpk = r.current_vpk WHERE r.type = $1 AND r.id = $2";
+
+const VREAD_SQL: &str =
+    "SELECT v.vpk, v.type, v.id, v.version, v.last_updated, v.deleted, v.method, v.body \
+     FROM resource_version v WHERE v.type = $1 AND v.id = $2 AND v.version = $3";
+
+/// A row in [`sql::VERSION_COLUMNS`] layout: the cursor column first, then the version.
+fn stored(row: &Row) -> Result<(i64, StoredResource)> {
+    let cursor: i64 = row.try_get(0).map_err(db_error)?;
+    let deleted: i16 = row.try_get(5).map_err(db_error)?;
+    let method: &str = row.try_get(6).map_err(db_error)?;
+    let method = Method::parse(method).ok_or_else(|| {
+        StoreError::Backend(format!("unknown method {method:?} in resource_version"))
+    })?;
+    Ok((
+        cursor,
+        StoredResource {
+            resource_type: row.try_get(1).map_err(db_error)?,
+            id: row.try_get(2).map_err(db_error)?,
+            version: row.try_get(3).map_err(db_error)?,
+            last_updated: from_micros(row.try_get(4).map_err(db_error)?),
+            deleted: deleted != 0,
+            method,
+            body: row.try_get(7).map_err(db_error)?,
+        },
+    ))
+}
+
+pub(crate) fn read(
+    conn: &mut Conn,
+    resource_type: &str,
+    id: &str,
+) -> Result<Option<StoredResource>> {
+    let stmt = conn.prepared(READ_SQL).map_err(db_error)?;
+    let row = conn
+        .client
+        .query_opt(&stmt, &[&resource_type, &id])
+        .map_err(db_error)?;
+    row.map(|r| stored(&r).map(|(_, s)| s)).transpose()
+}
+
+pub(crate) fn vread(
+    conn: &mut Conn,
+    resource_type: &str,
+    id: &str,
+    version: i64,
+) -> Result<Option<StoredResource>> {
+    let stmt = conn.prepared(VREAD_SQL).map_err(db_error)?;
+    let row = conn
+        .client
+        .query_opt(&stmt, &[&resource_type, &id, &version])
+        .map_err(db_error)?;
+    row.map(|r| stored(&r).map(|(_, s)| s)).transpose()
+}
+
+/// Bind compiled values with their PostgreSQL types. NULL is only ever bound for TEXT columns (the compiler's
+/// contract), so it is typed as TEXT.
+fn typed_params(values: &[SqlValue]) -> Vec<(Box<dyn ToSql + Sync>, Type)> {
+    values
+        .iter()
+        .map(|v| -> (Box<dyn ToSql + Sync>, Type) {
+            match v {
+                SqlValue::Int(i) => (Box::new(*i), Type::INT8),
+                SqlValue::Real(f) => (Box::new(*f), Type::FLOAT8),
+                SqlValue::Text(s) => (Box::new(s.clone()), Type::TEXT),
+                SqlValue::Null => (Box::new(None::<String>), Type::TEXT),
+            }
+        })
+        .collect()
+}
+
+fn run(conn: &mut Conn, compiled: &sql::Compiled) -> Result<Vec<Row>> {
+    let owned = typed_params(&compiled.params);
+    let params: Vec<(&(dyn ToSql + Sync), Type)> =
+        owned.iter().map(|(v, t)| (v.as_ref(), t.clone())).collect();
+    conn.client
+        .query_typed(&sql::numbered_placeholders(&compiled.sql), &params)
+        .map_err(db_error)
+}
+
+fn count(conn: &mut Conn, compiled: &sql::Compiled) -> Result<u64> {
+    let rows = run(conn, compiled)?;
+    let n: i64 = match rows.first() {
+        Some(row) => row.try_get(0).map_err(db_error)?,
+        None => 0,
+    };
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
+/// Keep the first `count` rows; the cursor of the last kept row when more were found.
+fn page(rows: Vec<Row>, count: usize) -> Result<(Vec<StoredResource>, Option<i64>)> {
+    let more = rows.len() > count;
+    let mut out = Vec::with_capacity(rows.len().min(count));
+    let mut last = None;
+    for row in rows.iter().take(count) {
+        let (cursor, s) = stored(row)?;
+        last = Some(cursor);
+        out.push(s);
+    }
+    Ok((out, if more { last } else { None }))
+}
+
+pub(crate) fn search(conn: &mut Conn, q: &SearchQuery) -> Result<SearchPage> {
+    let compiled = sql::compile_search(Dialect::Postgres, q)?;
+    let rows = run(conn, &compiled)?;
+    let (matches, next) = page(rows, q.count)?;
+    let total = if q.total {
+        Some(count(conn, &sql::compile_count(Dialect::Postgres, q)?)?)
+    } else {
+        None
+    };
+    Ok(SearchPage {
+        matches,
+        next,
+        total,
+    })
+}
+
+pub(crate) fn history(conn: &mut Conn, q: &HistoryQuery) -> Result<HistoryPage> {
+    let rows = run(conn, &sql::compile_history(Dialect::Postgres, q))?;
+    let (entries, next) = page(rows, q.count)?;
+    let total = Some(count(
+        conn,
+        &sql::compile_history_count(Dialect::Postgres, q),
+    )?);
+    Ok(HistoryPage {
+        entries,
+        next,
+        total,
+    })
+}

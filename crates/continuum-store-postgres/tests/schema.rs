@@ -1,0 +1,184 @@
+//! The applied PostgreSQL schema has the same tables, columns (in order) and indexes as the SQLite schema, so
+//! the two migration trees cannot drift apart; and migrating is idempotent and safe to race.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+
+use postgres::{Client, NoTls};
+
+const SQLITE_SCHEMA: &str =
+    include_str!("../../continuum-store-sqlite/migrations/0001_resources.sql");
+
+#[derive(Debug, Default, PartialEq)]
+struct Schema {
+    /// table → column names in order
+    tables: BTreeMap<String, Vec<String>>,
+    /// index → (unique, table, columns)
+    indexes: BTreeMap<String, (bool, String, Vec<String>)>,
+}
+
+fn unquote(s: &str) -> String {
+    s.trim().trim_matches('"').to_string()
+}
+
+/// `(a, b, c)` → `[a, b, c]`, taking the text between the first `(` and its matching `)`.
+fn paren_list(s: &str) -> Vec<String> {
+    let start = s.find('(').expect("(") + 1;
+    let mut depth = 0;
+    let mut parts = Vec::new();
+    let mut cur = String::new();
+    for ch in s[start..].chars() {
+        match ch {
+            '(' => depth += 1,
+            ')' if depth == 0 => break,
+            ')' => depth -= 1,
+            ',' if depth == 0 => {
+                parts.push(cur.trim().to_string());
+                cur.clear();
+                continue;
+            }
+            _ => {}
+        }
+        cur.push(ch);
+    }
+    parts.push(cur.trim().to_string());
+    parts
+}
+
+/// The CREATE TABLE / CREATE INDEX statements of a migration file, by simple string handling.
+fn parse_sqlite(sql: &str) -> Schema {
+    let text: String = sql
+        .lines()
+        .map(|l| l.split("--").next().unwrap_or(""))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let mut schema = Schema::default();
+    for stmt in text.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+        let words: Vec<&str> = stmt.split_whitespace().collect();
+        match words.as_slice() {
+            ["CREATE", "TABLE", name, ..] => {
+                let cols = paren_list(stmt)
+                    .iter()
+                    .filter_map(|def| def.split_whitespace().next().map(unquote))
+                    .filter(|c| {
+                        !["PRIMARY", "UNIQUE", "CONSTRAINT", "FOREIGN", "CHECK"]
+                            .contains(&c.as_str())
+                    })
+                    .collect();
+                schema.tables.insert(unquote(name), cols);
+            }
+            ["CREATE", rest @ ..] => {
+                let (unique, rest) = match rest {
+                    ["UNIQUE", r @ ..] => (true, r),
+                    r => (false, r),
+                };
+                let ["INDEX", name, "ON", table, ..] = rest else {
+                    panic!("unexpected statement in the SQLite schema: {stmt}");
+                };
+                let table = unquote(table.split('(').next().unwrap());
+                let cols = paren_list(stmt).iter().map(|c| unquote(c)).collect();
+                schema.indexes.insert(unquote(name), (unique, table, cols));
+            }
+            _ => panic!("unexpected statement in the SQLite schema: {stmt}"),
+        }
+    }
+    schema
+}
+
+fn applied(client: &mut Client) -> Schema {
+    let mut schema = Schema::default();
+    let rows = client
+        .query(
+            "SELECT table_name::text, column_name::text FROM information_schema.columns \
+             WHERE table_schema = 'public' AND table_name <> 'schema_migrations' ORDER BY table_name, ordinal_position",
+            &[],
+        )
+        .unwrap();
+    for r in rows {
+        schema.tables.entry(r.get(0)).or_default().push(r.get(1));
+    }
+    let rows = client
+        .query(
+            "SELECT indexname::text, tablename::text, indexdef FROM pg_indexes \
+             WHERE schemaname = 'public' AND tablename <> 'schema_migrations'",
+            &[],
+        )
+        .unwrap();
+    for r in rows {
+        let name: String = r.get(0);
+        let def: String = r.get(2);
+        // Primary keys are part of the column definitions in SQLite (INTEGER PRIMARY KEY), not indexes.
+        if name.ends_with("_pkey") {
+            continue;
+        }
+        let cols = paren_list(&def).iter().map(|c| unquote(c)).collect();
+        schema
+            .indexes
+            .insert(name, (def.starts_with("CREATE UNIQUE"), r.get(1), cols));
+    }
+    schema
+}
+
+#[test]
+fn sqlite_schema_parses() {
+    let s = parse_sqlite(SQLITE_SCHEMA);
+    assert_eq!(
+        s.tables["resource"],
+        [
+            "pk",
+            "type",
+            "id",
+            "version",
+            "last_updated",
+            "deleted",
+            "current_vpk"
+        ]
+    );
+    assert_eq!(
+        s.indexes["resource_type_id"],
+        (
+            true,
+            "resource".to_string(),
+            vec!["type".to_string(), "id".to_string()]
+        )
+    );
+    assert_eq!(s.tables.len(), 9);
+}
+
+#[test]
+fn postgres_schema_matches_sqlite_schema() {
+    let Some(url) = continuum_testkit::pg::fresh_database_or_skip() else {
+        return;
+    };
+    assert_eq!(continuum_store_postgres::migrate(&url).unwrap(), vec![1]);
+    let mut client = Client::connect(&url, NoTls).unwrap();
+    let pg = applied(&mut client);
+    let sqlite = parse_sqlite(SQLITE_SCHEMA);
+    assert_eq!(pg.tables, sqlite.tables);
+    assert_eq!(pg.indexes, sqlite.indexes);
+}
+
+#[test]
+fn migrating_is_idempotent_and_safe_to_race() {
+    let Some(url) = continuum_testkit::pg::fresh_database_or_skip() else {
+        return;
+    };
+    let applied: Vec<Vec<i64>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4)
+            .map(|_| s.spawn(|| continuum_store_postgres::migrate(&url).unwrap()))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(
+        applied.iter().filter(|a| **a == [1]).count(),
+        1,
+        "exactly one run applies: {applied:?}"
+    );
+    assert!(continuum_store_postgres::migrate(&url).unwrap().is_empty());
+    let mut client = Client::connect(&url, NoTls).unwrap();
+    let rows = client
+        .query("SELECT version, name FROM schema_migrations", &[])
+        .unwrap();
+    assert_eq!(rows.len(), continuum_store_postgres::MIGRATIONS.len());
+    assert_eq!(rows[0].get::<_, String>(1), "0001_resources");
+}
