@@ -68,14 +68,25 @@ impl Default for PgOptions {
 
 /// The PostgreSQL resource store.
 pub struct PostgresStore {
-    pool: r2d2::Pool<Manager>,
+    /// Always `Some` until the store is dropped.
+    pool: Option<r2d2::Pool<Manager>>,
     clock: Arc<dyn Clock>,
+}
+
+impl Drop for PostgresStore {
+    fn drop(&mut self) {
+        // A `postgres::Client` blocks on its own runtime when dropped, which panics on a tokio worker thread
+        // (where a server's last reference to the store usually goes). Hand the pool to a plain thread.
+        if let Some(pool) = self.pool.take() {
+            std::thread::spawn(move || drop(pool));
+        }
+    }
 }
 
 impl std::fmt::Debug for PostgresStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PostgresStore")
-            .field("pool", &self.pool.state())
+            .field("pool", &self.pool.as_ref().map(r2d2::Pool::state))
             .finish_non_exhaustive()
     }
 }
@@ -128,11 +139,20 @@ impl PostgresStore {
             .connection_timeout(options.connect_timeout)
             .build(manager)
             .map_err(|e| StoreError::Backend(OpenError::Connect(e.to_string()).to_string()))?;
-        Ok(PostgresStore { pool, clock })
+        Ok(PostgresStore {
+            pool: Some(pool),
+            clock,
+        })
+    }
+
+    fn pool(&self) -> Result<&r2d2::Pool<Manager>> {
+        self.pool
+            .as_ref()
+            .ok_or_else(|| StoreError::Backend("the store is closed".into()))
     }
 
     fn conn(&self) -> Result<r2d2::PooledConnection<Manager>> {
-        self.pool.get().map_err(pool_error)
+        self.pool()?.get().map_err(pool_error)
     }
 
     /// One run of a write closure in its own transaction.
@@ -171,11 +191,16 @@ impl ResourceStore for PostgresStore {
     }
 
     fn pool_status(&self) -> PoolStatus {
-        let state = self.pool.state();
-        PoolStatus {
-            connections: state.connections,
-            idle: state.idle_connections,
-            max: self.pool.max_size(),
+        match &self.pool {
+            Some(pool) => {
+                let state = pool.state();
+                PoolStatus {
+                    connections: state.connections,
+                    idle: state.idle_connections,
+                    max: pool.max_size(),
+                }
+            }
+            None => PoolStatus::default(),
         }
     }
 

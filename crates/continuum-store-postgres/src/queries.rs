@@ -136,10 +136,14 @@ pub(crate) fn search(conn: &mut Conn, q: &SearchQuery) -> Result<SearchPage> {
 pub(crate) fn history(conn: &mut Conn, q: &HistoryQuery) -> Result<HistoryPage> {
     let rows = run(conn, &sql::compile_history(Dialect::Postgres, q))?;
     let (entries, next) = page(rows, q.count)?;
-    let total = Some(count(
-        conn,
-        &sql::compile_history_count(Dialect::Postgres, q),
-    )?);
+    let total = if q.total {
+        Some(count(
+            conn,
+            &sql::compile_history_count(Dialect::Postgres, q),
+        )?)
+    } else {
+        None
+    };
     Ok(HistoryPage {
         entries,
         next,

@@ -12,8 +12,8 @@ use std::sync::{Arc, Mutex};
 
 use continuum_store::sql::{self, Compiled, Dialect, SqlValue};
 use continuum_store::{
-    from_micros, Clock, HistoryPage, HistoryQuery, Method, PoolStatus, ResourceStore, Result, SearchPage,
-    SearchQuery, StoreError, StoredResource, WriteTx,
+    from_micros, Clock, HistoryPage, HistoryQuery, Method, PoolStatus, ResourceStore, Result,
+    SearchPage, SearchQuery, StoreError, StoredResource, WriteTx,
 };
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{params_from_iter, Connection, OpenFlags, Row};
@@ -48,7 +48,9 @@ impl SqliteStore {
         let path = path.as_ref().to_path_buf();
         let mut writer = Connection::open_with_flags(
             &path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(backend)?;
         configure(&writer).map_err(backend)?;
@@ -66,7 +68,12 @@ impl SqliteStore {
             .min_idle(Some(1))
             .build(manager)
             .map_err(backend)?;
-        Ok(SqliteStore { path, writer: Mutex::new(writer), readers, clock })
+        Ok(SqliteStore {
+            path,
+            writer: Mutex::new(writer),
+            readers,
+            clock,
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -112,10 +119,15 @@ pub(crate) fn bind(values: &[SqlValue]) -> impl Iterator<Item = rusqlite::types:
 
 const READ_SQL: &str = "SELECT v.vpk, v.type, v.id, v.version, v.last_updated, v.deleted, v.method, v.body \
      FROM resource r JOIN resource_version v ON v.vpk = r.current_vpk WHERE r.type = ?1 AND r.id = ?2";
-const VREAD_SQL: &str = "SELECT v.vpk, v.type, v.id, v.version, v.last_updated, v.deleted, v.method, v.body \
+const VREAD_SQL: &str =
+    "SELECT v.vpk, v.type, v.id, v.version, v.last_updated, v.deleted, v.method, v.body \
      FROM resource_version v WHERE v.type = ?1 AND v.id = ?2 AND v.version = ?3";
 
-pub(crate) fn read_current(conn: &Connection, ty: &str, id: &str) -> Result<Option<StoredResource>> {
+pub(crate) fn read_current(
+    conn: &Connection,
+    ty: &str,
+    id: &str,
+) -> Result<Option<StoredResource>> {
     let mut stmt = conn.prepare_cached(READ_SQL).map_err(backend)?;
     let mut rows = stmt.query([ty, id]).map_err(backend)?;
     match rows.next().map_err(backend)? {
@@ -127,7 +139,9 @@ pub(crate) fn read_current(conn: &Connection, ty: &str, id: &str) -> Result<Opti
 pub(crate) fn run_search(conn: &Connection, q: &SearchQuery) -> Result<SearchPage> {
     let Compiled { sql, params } = sql::compile_search(Dialect::Sqlite, q)?;
     let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
-    let rows = stmt.query_map(params_from_iter(bind(&params)), row_to_resource).map_err(backend)?;
+    let rows = stmt
+        .query_map(params_from_iter(bind(&params)), row_to_resource)
+        .map_err(backend)?;
     let mut matches = Vec::with_capacity(q.count.min(1000));
     let mut last = None;
     let mut more = false;
@@ -145,12 +159,18 @@ pub(crate) fn run_search(conn: &Connection, q: &SearchQuery) -> Result<SearchPag
     let total = if q.total {
         let Compiled { sql, params } = sql::compile_count(Dialect::Sqlite, q)?;
         let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
-        let n: i64 = stmt.query_row(params_from_iter(bind(&params)), |r| r.get(0)).map_err(backend)?;
+        let n: i64 = stmt
+            .query_row(params_from_iter(bind(&params)), |r| r.get(0))
+            .map_err(backend)?;
         Some(n as u64)
     } else {
         None
     };
-    Ok(SearchPage { matches, next: if more { last } else { None }, total })
+    Ok(SearchPage {
+        matches,
+        next: if more { last } else { None },
+        total,
+    })
 }
 
 impl ResourceStore for SqliteStore {
@@ -165,7 +185,11 @@ impl ResourceStore for SqliteStore {
 
     fn pool_status(&self) -> PoolStatus {
         let s = self.readers.state();
-        PoolStatus { connections: s.connections + 1, idle: s.idle_connections, max: self.readers.max_size() + 1 }
+        PoolStatus {
+            connections: s.connections + 1,
+            idle: s.idle_connections,
+            max: self.readers.max_size() + 1,
+        }
     }
 
     fn read(&self, resource_type: &str, id: &str) -> Result<Option<StoredResource>> {
@@ -189,7 +213,9 @@ impl ResourceStore for SqliteStore {
         let conn = self.reader()?;
         let Compiled { sql, params } = sql::compile_history(Dialect::Sqlite, q);
         let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
-        let rows = stmt.query_map(params_from_iter(bind(&params)), row_to_resource).map_err(backend)?;
+        let rows = stmt
+            .query_map(params_from_iter(bind(&params)), row_to_resource)
+            .map_err(backend)?;
         let mut entries = Vec::new();
         let mut last = None;
         let mut more = false;
@@ -202,13 +228,22 @@ impl ResourceStore for SqliteStore {
             last = Some(vpk);
             entries.push(res);
         }
-        let total = {
+        let total = if q.total {
+            drop(stmt);
             let Compiled { sql, params } = sql::compile_history_count(Dialect::Sqlite, q);
             let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
-            let n: i64 = stmt.query_row(params_from_iter(bind(&params)), |r| r.get(0)).map_err(backend)?;
+            let n: i64 = stmt
+                .query_row(params_from_iter(bind(&params)), |r| r.get(0))
+                .map_err(backend)?;
             Some(n as u64)
+        } else {
+            None
         };
-        Ok(HistoryPage { entries, next: if more { last } else { None }, total })
+        Ok(HistoryPage {
+            entries,
+            next: if more { last } else { None },
+            total,
+        })
     }
 
     fn search(&self, q: &SearchQuery) -> Result<SearchPage> {
@@ -226,7 +261,6 @@ impl ResourceStore for SqliteStore {
         let now = self.clock.now();
         let mut wtx = tx::SqliteTx::new(&txn, now);
         let outcome = work(&mut wtx);
-        drop(wtx);
         match outcome {
             Ok(()) => txn.commit().map_err(backend),
             Err(e) => {

@@ -9,8 +9,11 @@ use rusqlite::Connection;
 use crate::backend;
 
 /// The migrations, in order: (version, name, SQL).
-pub const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "0001_resources", include_str!("../migrations/0001_resources.sql"))];
+pub const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "0001_resources",
+    include_str!("../migrations/0001_resources.sql"),
+)];
 
 pub(crate) fn apply(conn: &mut Connection) -> Result<()> {
     conn.execute_batch(
@@ -22,12 +25,17 @@ pub(crate) fn apply(conn: &mut Connection) -> Result<()> {
         .map_err(backend)?;
     for (version, name, sql) in MIGRATIONS {
         let done: bool = tx
-            .query_row("SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = ?1)", [version], |r| r.get(0))
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = ?1)",
+                [version],
+                |r| r.get(0),
+            )
             .map_err(backend)?;
         if done {
             continue;
         }
-        tx.execute_batch(sql).map_err(|e| StoreError::Backend(format!("migration {name}: {e}")))?;
+        tx.execute_batch(sql)
+            .map_err(|e| StoreError::Backend(format!("migration {name}: {e}")))?;
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         tx.execute(
             "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?1, ?2, ?3)",
@@ -42,6 +50,7 @@ pub(crate) fn apply(conn: &mut Connection) -> Result<()> {
 /// Create or upgrade the database at `path` without opening a store.
 pub fn migrate(path: &Path) -> Result<()> {
     let mut conn = Connection::open(path).map_err(backend)?;
-    conn.pragma_update(None, "journal_mode", "WAL").map_err(backend)?;
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(backend)?;
     apply(&mut conn)
 }

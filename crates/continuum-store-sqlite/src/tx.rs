@@ -2,8 +2,8 @@
 
 use continuum_store::sql::{self, ALL_INDEX_TABLES};
 use continuum_store::{
-    stamp, to_micros, type_and_id, Expect, Method, Result, SearchPage, SearchQuery, StoreError, StoredResource,
-    Written, WriteTx,
+    stamp, to_micros, type_and_id, Expect, Method, Result, SearchPage, SearchQuery, StoreError,
+    StoredResource, WriteTx, Written,
 };
 use rusqlite::{params, params_from_iter, OptionalExtension, Transaction};
 use serde_json::Value;
@@ -19,7 +19,9 @@ pub(crate) struct SqliteTx<'a> {
 impl<'a> SqliteTx<'a> {
     pub(crate) fn new(txn: &'a Transaction<'a>, now: OffsetDateTime) -> Self {
         // Stored instants have microsecond precision; truncate so what we return equals what we read back.
-        let now = now.replace_nanosecond(now.microsecond() * 1_000).unwrap_or(now);
+        let now = now
+            .replace_nanosecond(now.microsecond() * 1_000)
+            .unwrap_or(now);
         SqliteTx { txn, now }
     }
 
@@ -29,15 +31,21 @@ impl<'a> SqliteTx<'a> {
             .txn
             .prepare_cached("SELECT pk, version, deleted FROM resource WHERE type = ?1 AND id = ?2")
             .map_err(backend)?;
-        stmt.query_row([ty, id], |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? != 0)))
-            .optional()
-            .map_err(backend)
+        stmt.query_row([ty, id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? != 0))
+        })
+        .optional()
+        .map_err(backend)
     }
 
     fn clear_index(&self, res_pk: i64) -> Result<()> {
         for table in ALL_INDEX_TABLES {
             let sql = format!("DELETE FROM {} WHERE res_pk = ?1", table.name());
-            self.txn.prepare_cached(&sql).map_err(backend)?.execute([res_pk]).map_err(backend)?;
+            self.txn
+                .prepare_cached(&sql)
+                .map_err(backend)?
+                .execute([res_pk])
+                .map_err(backend)?;
         }
         Ok(())
     }
@@ -64,7 +72,8 @@ impl<'a> SqliteTx<'a> {
                         "INSERT INTO resource (type, id, version, last_updated, deleted, current_vpk) VALUES (?1, ?2, ?3, ?4, ?5, 0)",
                     )
                     .map_err(backend)?;
-                stmt.execute(params![ty, id, version, at, deleted as i64]).map_err(backend)?;
+                stmt.execute(params![ty, id, version, at, deleted as i64])
+                    .map_err(backend)?;
                 self.txn.last_insert_rowid()
             }
         };
@@ -74,24 +83,37 @@ impl<'a> SqliteTx<'a> {
                 "INSERT INTO resource_version (res_pk, type, id, version, last_updated, deleted, method, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )
             .map_err(backend)?;
-        stmt.execute(params![res_pk, ty, id, version, at, deleted as i64, method.as_str(), body])
-            .map_err(backend)?;
+        stmt.execute(params![
+            res_pk,
+            ty,
+            id,
+            version,
+            at,
+            deleted as i64,
+            method.as_str(),
+            body
+        ])
+        .map_err(backend)?;
         let vpk = self.txn.last_insert_rowid();
         let mut stmt = self
             .txn
             .prepare_cached("UPDATE resource SET version = ?1, last_updated = ?2, deleted = ?3, current_vpk = ?4 WHERE pk = ?5")
             .map_err(backend)?;
-        stmt.execute(params![version, at, deleted as i64, vpk, res_pk]).map_err(backend)?;
+        stmt.execute(params![version, at, deleted as i64, vpk, res_pk])
+            .map_err(backend)?;
         Ok(res_pk)
     }
 }
 
 fn check(expect: Expect, ty: &str, id: &str, live_version: Option<i64>) -> Result<()> {
     match expect {
-        Expect::Absent if live_version.is_some() => Err(StoreError::AlreadyExists(ty.into(), id.into())),
-        Expect::Version(v) if live_version != Some(v) => {
-            Err(StoreError::VersionConflict { expected: v, current: live_version })
+        Expect::Absent if live_version.is_some() => {
+            Err(StoreError::AlreadyExists(ty.into(), id.into()))
         }
+        Expect::Version(v) if live_version != Some(v) => Err(StoreError::VersionConflict {
+            expected: v,
+            current: live_version,
+        }),
         _ => Ok(()),
     }
 }
@@ -121,18 +143,38 @@ impl WriteTx for SqliteTx<'_> {
         check(expect, &ty, &id, live)?;
         let version = current.map_or(1, |(_, v, _)| v + 1);
         let body = stamp(resource, version, self.now)?;
-        let method = if live.is_some() { Method::Update } else { Method::Create };
-        let res_pk = self.write_version(current.map(|c| c.0), &ty, &id, version, false, method, &body)?;
+        let method = if live.is_some() {
+            Method::Update
+        } else {
+            Method::Create
+        };
+        let res_pk = self.write_version(
+            current.map(|c| c.0),
+            &ty,
+            &id,
+            version,
+            false,
+            method,
+            &body,
+        )?;
         if current.is_some() {
             self.clear_index(res_pk)?;
         }
         let entries = continuum_fhir::extract_index(resource);
         for (table, values) in sql::index_rows(&ty, &entries) {
-            let mut stmt = self.txn.prepare_cached(sql::insert_sql(table)).map_err(backend)?;
+            let mut stmt = self
+                .txn
+                .prepare_cached(sql::insert_sql(table))
+                .map_err(backend)?;
             let all = std::iter::once(rusqlite::types::Value::Integer(res_pk)).chain(bind(&values));
             stmt.execute(params_from_iter(all)).map_err(backend)?;
         }
-        Ok(Written { version, last_updated: self.now, created: live.is_none(), body })
+        Ok(Written {
+            version,
+            last_updated: self.now,
+            created: live.is_none(),
+            body,
+        })
     }
 
     fn delete(&mut self, resource_type: &str, id: &str, expect: Expect) -> Result<Option<i64>> {
@@ -145,7 +187,15 @@ impl WriteTx for SqliteTx<'_> {
             return Ok(None);
         };
         let version = version + 1;
-        self.write_version(Some(pk), resource_type, id, version, true, Method::Delete, b"")?;
+        self.write_version(
+            Some(pk),
+            resource_type,
+            id,
+            version,
+            true,
+            Method::Delete,
+            b"",
+        )?;
         self.clear_index(pk)?;
         Ok(Some(version))
     }

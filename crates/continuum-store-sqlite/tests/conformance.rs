@@ -1,4 +1,5 @@
 //! The store conformance suite on a real SQLite file.
+#![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
 

@@ -32,7 +32,11 @@ macro_rules! conformance_tests {
     };
 }
 
-fn put(store: &dyn ResourceStore, resource: Value, expect: Expect) -> Result<crate::Written, StoreError> {
+fn put(
+    store: &dyn ResourceStore,
+    resource: Value,
+    expect: Expect,
+) -> Result<crate::Written, StoreError> {
     let mut out = None;
     store.write(&mut |tx: &mut dyn WriteTx| {
         let mut r = resource.clone();
@@ -101,14 +105,20 @@ pub fn create_then_read(store: &dyn ResourceStore) {
     assert!(b["meta"]["lastUpdated"].as_str().unwrap().ends_with('Z'));
     assert_eq!(got.body, w.body);
     assert!(store.read("Patient", "nope").unwrap().is_none());
-    assert!(store.read("Observation", "p1").unwrap().is_none(), "ids are per type");
+    assert!(
+        store.read("Observation", "p1").unwrap().is_none(),
+        "ids are per type"
+    );
 }
 
 pub fn create_twice_is_refused(store: &dyn ResourceStore) {
     create(store, patient("p1", "Alpha"));
     let err = put(store, patient("p1", "Beta"), Expect::Absent).unwrap_err();
     assert!(matches!(err, StoreError::AlreadyExists(_, _)), "{err:?}");
-    assert_eq!(body(&store.read("Patient", "p1").unwrap().unwrap())["name"][0]["family"], "Alpha");
+    assert_eq!(
+        body(&store.read("Patient", "p1").unwrap().unwrap())["name"][0]["family"],
+        "Alpha"
+    );
 }
 
 pub fn update_makes_new_version(store: &dyn ResourceStore) {
@@ -134,9 +144,21 @@ pub fn if_match_guards_updates(store: &dyn ResourceStore) {
     create(store, patient("p1", "Alpha"));
     put(store, patient("p1", "Beta"), Expect::Version(1)).unwrap();
     let err = put(store, patient("p1", "Gamma"), Expect::Version(1)).unwrap_err();
-    assert!(matches!(err, StoreError::VersionConflict { expected: 1, current: Some(2) }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            StoreError::VersionConflict {
+                expected: 1,
+                current: Some(2)
+            }
+        ),
+        "{err:?}"
+    );
     let err = put(store, patient("zz", "Gamma"), Expect::Version(1)).unwrap_err();
-    assert!(matches!(err, StoreError::VersionConflict { current: None, .. }), "{err:?}");
+    assert!(
+        matches!(err, StoreError::VersionConflict { current: None, .. }),
+        "{err:?}"
+    );
     assert_eq!(store.read("Patient", "p1").unwrap().unwrap().version, 2);
 }
 
@@ -148,7 +170,11 @@ pub fn delete_is_versioned_and_idempotent(store: &dyn ResourceStore) {
     assert_eq!(cur.version, 2);
     assert_eq!(cur.method, Method::Delete);
     assert!(cur.body.is_empty());
-    assert_eq!(delete(store, "Patient", "p1"), None, "deleting again changes nothing");
+    assert_eq!(
+        delete(store, "Patient", "p1"),
+        None,
+        "deleting again changes nothing"
+    );
     assert_eq!(delete(store, "Patient", "never"), None);
     // the old version stays readable, and the resource can be brought back by an update
     assert!(store.vread("Patient", "p1", 1).unwrap().is_some());
@@ -175,10 +201,15 @@ pub fn failed_transaction_leaves_nothing(store: &dyn ResourceStore) {
     assert_eq!(keep.version, 1);
     assert_eq!(body(&keep)["name"][0]["family"], "Keep");
     let h = store
-        .history(&HistoryQuery { count: 10, ..Default::default() })
+        .history(&HistoryQuery {
+            count: 10,
+            ..Default::default()
+        })
         .unwrap();
     assert_eq!(h.entries.len(), 1);
-    let found = store.search(&q("Patient", vec![Predicate::Id("p1".into())])).unwrap();
+    let found = store
+        .search(&q("Patient", vec![Predicate::Id("p1".into())]))
+        .unwrap();
     assert!(found.matches.is_empty());
 }
 
@@ -205,8 +236,15 @@ pub fn history_pages_newest_first(store: &dyn ResourceStore) {
     put(store, patient("p1", "C"), Expect::Any).unwrap();
 
     let inst = store
-        .history(&HistoryQuery { resource_type: Some("Patient".into()), id: Some("p1".into()), count: 10, ..Default::default() })
+        .history(&HistoryQuery {
+            resource_type: Some("Patient".into()),
+            id: Some("p1".into()),
+            count: 10,
+            total: true,
+            ..Default::default()
+        })
         .unwrap();
+    assert_eq!(inst.total, Some(4));
     let versions: Vec<i64> = inst.entries.iter().map(|e| e.version).collect();
     assert_eq!(versions, vec![4, 3, 2, 1]);
     assert!(inst.entries[1].deleted);
@@ -214,7 +252,11 @@ pub fn history_pages_newest_first(store: &dyn ResourceStore) {
     assert!(inst.next.is_none());
 
     let ty = store
-        .history(&HistoryQuery { resource_type: Some("Observation".into()), count: 10, ..Default::default() })
+        .history(&HistoryQuery {
+            resource_type: Some("Observation".into()),
+            count: 10,
+            ..Default::default()
+        })
         .unwrap();
     assert_eq!(ty.entries.len(), 1);
 
@@ -222,15 +264,34 @@ pub fn history_pages_newest_first(store: &dyn ResourceStore) {
     let mut seen = Vec::new();
     let mut before = None;
     loop {
-        let page = store.history(&HistoryQuery { count: 2, before, ..Default::default() }).unwrap();
+        let page = store
+            .history(&HistoryQuery {
+                count: 2,
+                before,
+                ..Default::default()
+            })
+            .unwrap();
         assert!(page.entries.len() <= 2);
-        seen.extend(page.entries.iter().map(|e| format!("{}/{}/{}", e.resource_type, e.id, e.version)));
+        seen.extend(
+            page.entries
+                .iter()
+                .map(|e| format!("{}/{}/{}", e.resource_type, e.id, e.version)),
+        );
         match page.next {
             Some(n) => before = Some(n),
             None => break,
         }
     }
-    assert_eq!(seen, vec!["Patient/p1/4", "Patient/p1/3", "Observation/o1/1", "Patient/p1/2", "Patient/p1/1"]);
+    assert_eq!(
+        seen,
+        vec![
+            "Patient/p1/4",
+            "Patient/p1/3",
+            "Observation/o1/1",
+            "Patient/p1/2",
+            "Patient/p1/1"
+        ]
+    );
 }
 
 pub fn history_since_and_at(store: &dyn ResourceStore) {
@@ -239,37 +300,63 @@ pub fn history_since_and_at(store: &dyn ResourceStore) {
     std::thread::sleep(std::time::Duration::from_millis(5));
     put(store, patient("p1", "B"), Expect::Any).unwrap();
     let since = store
-        .history(&HistoryQuery { since: Some(t_mid + time::Duration::microseconds(1)), count: 10, ..Default::default() })
+        .history(&HistoryQuery {
+            since: Some(t_mid + time::Duration::microseconds(1)),
+            count: 10,
+            ..Default::default()
+        })
         .unwrap();
-    assert_eq!(since.entries.iter().map(|e| e.version).collect::<Vec<_>>(), vec![2]);
+    assert_eq!(
+        since.entries.iter().map(|e| e.version).collect::<Vec<_>>(),
+        vec![2]
+    );
     let at = store
-        .history(&HistoryQuery { at: Some(t_mid), count: 10, ..Default::default() })
+        .history(&HistoryQuery {
+            at: Some(t_mid),
+            count: 10,
+            ..Default::default()
+        })
         .unwrap();
-    assert_eq!(at.entries.iter().map(|e| e.version).collect::<Vec<_>>(), vec![1]);
+    assert_eq!(
+        at.entries.iter().map(|e| e.version).collect::<Vec<_>>(),
+        vec![1]
+    );
 }
 
 pub fn search_by_id_and_type(store: &dyn ResourceStore) {
     create(store, patient("p1", "A"));
     create(store, patient("p2", "B"));
     create(store, observation("p1", "p1"));
-    let page = store.search(&q("Patient", vec![Predicate::Id("p1".into())])).unwrap();
+    let page = store
+        .search(&q("Patient", vec![Predicate::Id("p1".into())]))
+        .unwrap();
     assert_eq!(ids(&page), vec!["p1"]);
     assert_eq!(page.matches[0].resource_type, "Patient");
     let all = store.search(&q("Patient", vec![])).unwrap();
     assert_eq!(ids(&all), vec!["p1", "p2"]);
     let system = store
-        .search(&SearchQuery { filters: vec![Filter::one(Predicate::Id("p1".into()))], count: 10, ..Default::default() })
+        .search(&SearchQuery {
+            filters: vec![Filter::one(Predicate::Id("p1".into()))],
+            count: 10,
+            ..Default::default()
+        })
         .unwrap();
     assert_eq!(system.matches.len(), 2);
     let typed = store
-        .search(&SearchQuery { types: vec!["Observation".into()], count: 10, ..Default::default() })
+        .search(&SearchQuery {
+            types: vec!["Observation".into()],
+            count: 10,
+            ..Default::default()
+        })
         .unwrap();
     assert_eq!(typed.matches.len(), 1);
     // OR inside one filter
     let or = store
         .search(&SearchQuery {
             resource_type: Some("Patient".into()),
-            filters: vec![Filter { any_of: vec![Predicate::Id("p1".into()), Predicate::Id("p2".into())] }],
+            filters: vec![Filter {
+                any_of: vec![Predicate::Id("p1".into()), Predicate::Id("p2".into())],
+            }],
             count: 10,
             ..Default::default()
         })
@@ -284,19 +371,36 @@ pub fn search_by_reference_and_compartment(store: &dyn ResourceStore) {
     create(store, observation("o2", "p2"));
     create(store, observation("o3", "p1"));
     let by_subject = store
-        .search(&q("Observation", vec![Predicate::Reference { param: "subject".into(), target_type: Some("Patient".into()), target_id: "p1".into() }]))
+        .search(&q(
+            "Observation",
+            vec![Predicate::Reference {
+                param: "subject".into(),
+                target_type: Some("Patient".into()),
+                target_id: "p1".into(),
+            }],
+        ))
         .unwrap();
     assert_eq!(ids(&by_subject), vec!["o1", "o3"]);
     let by_patient = store
-        .search(&q("Observation", vec![Predicate::Reference { param: "patient".into(), target_type: None, target_id: "p2".into() }]))
+        .search(&q(
+            "Observation",
+            vec![Predicate::Reference {
+                param: "patient".into(),
+                target_type: None,
+                target_id: "p2".into(),
+            }],
+        ))
         .unwrap();
     assert_eq!(ids(&by_patient), vec!["o2"]);
     let comp = store
-        .search(&q("Observation", vec![Predicate::Compartment {
-            target_type: "Patient".into(),
-            target_id: "p1".into(),
-            params: vec!["subject".into(), "performer".into()],
-        }]))
+        .search(&q(
+            "Observation",
+            vec![Predicate::Compartment {
+                target_type: "Patient".into(),
+                target_id: "p1".into(),
+                params: vec!["subject".into(), "performer".into()],
+            }],
+        ))
         .unwrap();
     assert_eq!(ids(&comp), vec!["o1", "o3"]);
 }
@@ -305,20 +409,42 @@ pub fn search_by_token(store: &dyn ResourceStore) {
     create(store, patient("p1", "A"));
     create(store, patient("p2", "B"));
     let hit = store
-        .search(&q("Patient", vec![Predicate::Token { param: "identifier".into(), system: TokenSystem::Is("urn:example:dodid".into()), code: "ID-p2".into(), negate: false }]))
+        .search(&q(
+            "Patient",
+            vec![Predicate::Token {
+                param: "identifier".into(),
+                system: TokenSystem::Is("urn:example:dodid".into()),
+                code: "ID-p2".into(),
+                negate: false,
+            }],
+        ))
         .unwrap();
     assert_eq!(ids(&hit), vec!["p2"]);
     let any = store
-        .search(&q("Patient", vec![Predicate::Token { param: "identifier".into(), system: TokenSystem::Any, code: "ID-p1".into(), negate: false }]))
+        .search(&q(
+            "Patient",
+            vec![Predicate::Token {
+                param: "identifier".into(),
+                system: TokenSystem::Any,
+                code: "ID-p1".into(),
+                negate: false,
+            }],
+        ))
         .unwrap();
     assert_eq!(ids(&any), vec!["p1"]);
     let wrong_sys = store
-        .search(&q("Patient", vec![Predicate::Token { param: "identifier".into(), system: TokenSystem::Is("urn:other".into()), code: "ID-p1".into(), negate: false }]))
+        .search(&q(
+            "Patient",
+            vec![Predicate::Token {
+                param: "identifier".into(),
+                system: TokenSystem::Is("urn:other".into()),
+                code: "ID-p1".into(),
+                negate: false,
+            }],
+        ))
         .unwrap();
     assert!(wrong_sys.matches.is_empty());
-    let code = store
-        .search(&q("Observation", vec![]))
-        .unwrap();
+    let code = store.search(&q("Observation", vec![])).unwrap();
     assert!(code.matches.is_empty());
 }
 
@@ -328,11 +454,25 @@ pub fn search_by_last_updated(store: &dyn ResourceStore) {
     std::thread::sleep(std::time::Duration::from_millis(5));
     create(store, patient("p2", "B"));
     let after = store
-        .search(&q("Patient", vec![Predicate::LastUpdated { cmp: Comparator::Gt, low: t1, high: t1 }]))
+        .search(&q(
+            "Patient",
+            vec![Predicate::LastUpdated {
+                cmp: Comparator::Gt,
+                low: t1,
+                high: t1,
+            }],
+        ))
         .unwrap();
     assert_eq!(ids(&after), vec!["p2"]);
     let upto = store
-        .search(&q("Patient", vec![Predicate::LastUpdated { cmp: Comparator::Le, low: t1, high: t1 }]))
+        .search(&q(
+            "Patient",
+            vec![Predicate::LastUpdated {
+                cmp: Comparator::Le,
+                low: t1,
+                high: t1,
+            }],
+        ))
         .unwrap();
     assert_eq!(ids(&upto), vec!["p1"]);
 }
@@ -371,14 +511,31 @@ pub fn index_follows_updates_and_deletes(store: &dyn ResourceStore) {
     put(store, observation("o1", "p2"), Expect::Any).unwrap();
     let subj = |p: &str| {
         store
-            .search(&q("Observation", vec![Predicate::Reference { param: "subject".into(), target_type: None, target_id: p.into() }]))
+            .search(&q(
+                "Observation",
+                vec![Predicate::Reference {
+                    param: "subject".into(),
+                    target_type: None,
+                    target_id: p.into(),
+                }],
+            ))
             .unwrap()
     };
-    assert!(subj("p1").matches.is_empty(), "old index rows removed on update");
+    assert!(
+        subj("p1").matches.is_empty(),
+        "old index rows removed on update"
+    );
     assert_eq!(ids(&subj("p2")), vec!["o1"]);
     delete(store, "Observation", "o1");
-    assert!(subj("p2").matches.is_empty(), "deleted resources are not found");
-    assert!(store.search(&q("Observation", vec![])).unwrap().matches.is_empty());
+    assert!(
+        subj("p2").matches.is_empty(),
+        "deleted resources are not found"
+    );
+    assert!(store
+        .search(&q("Observation", vec![]))
+        .unwrap()
+        .matches
+        .is_empty());
 }
 
 pub fn guard_prevents_duplicate_conditional_creates(store: &dyn ResourceStore) {
@@ -389,12 +546,15 @@ pub fn guard_prevents_duplicate_conditional_creates(store: &dyn ResourceStore) {
                 store
                     .write(&mut |tx: &mut dyn WriteTx| {
                         tx.guard("Patient?identifier=urn:example:dodid|ID-x")?;
-                        let found = tx.search(&q("Patient", vec![Predicate::Token {
-                            param: "identifier".into(),
-                            system: TokenSystem::Is("urn:example:dodid".into()),
-                            code: "ID-x".into(),
-                            negate: false,
-                        }]))?;
+                        let found = tx.search(&q(
+                            "Patient",
+                            vec![Predicate::Token {
+                                param: "identifier".into(),
+                                system: TokenSystem::Is("urn:example:dodid".into()),
+                                code: "ID-x".into(),
+                                negate: false,
+                            }],
+                        ))?;
                         if found.matches.is_empty() {
                             let mut p = patient("x", "X");
                             p["id"] = json!(format!("t{t}"));
@@ -417,12 +577,14 @@ pub fn concurrent_if_match_updates_have_one_winner(store: &dyn ResourceStore) {
     std::thread::scope(|s| {
         for t in 0..6 {
             let wins = &wins;
-            s.spawn(move || match put(store, patient("p1", &format!("T{t}")), Expect::Version(1)) {
-                Ok(_) => {
-                    wins.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            s.spawn(move || {
+                match put(store, patient("p1", &format!("T{t}")), Expect::Version(1)) {
+                    Ok(_) => {
+                        wins.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    }
+                    Err(StoreError::VersionConflict { .. }) => {}
+                    Err(e) => panic!("unexpected {e:?}"),
                 }
-                Err(StoreError::VersionConflict { .. }) => {}
-                Err(e) => panic!("unexpected {e:?}"),
             });
         }
     });
@@ -432,7 +594,10 @@ pub fn concurrent_if_match_updates_have_one_winner(store: &dyn ResourceStore) {
 
 pub fn bodies_round_trip_byte_exact(store: &dyn ResourceStore) {
     let text = "Ünïcödé ✓ 日本語 \"quoted\" \\ back".repeat(200);
-    let w = create(store, json!({"resourceType": "Basic", "id": "b1", "code": {"text": text}}));
+    let w = create(
+        store,
+        json!({"resourceType": "Basic", "id": "b1", "code": {"text": text}}),
+    );
     let got = store.read("Basic", "b1").unwrap().unwrap();
     assert_eq!(got.body, w.body);
     assert_eq!(body(&got)["code"]["text"], text.as_str());

@@ -101,6 +101,8 @@ pub struct HistoryQuery {
     pub count: usize,
     /// Keyset cursor: only versions older (in store order) than this position.
     pub before: Option<i64>,
+    /// Also count every matching version (cheap for one resource, a full scan for a type or the system).
+    pub total: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -193,7 +195,8 @@ pub fn to_micros(t: OffsetDateTime) -> i64 {
 }
 
 pub fn from_micros(us: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1_000).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
 /// Format an instant as a FHIR `instant` (UTC, microseconds).

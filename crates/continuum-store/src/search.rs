@@ -95,16 +95,49 @@ impl Comparator {
 pub enum Predicate {
     Id(String),
     /// `_lastUpdated`; `low..=high` is the range the search value covers (microseconds).
-    LastUpdated { cmp: Comparator, low: i64, high: i64 },
-    Token { param: String, system: TokenSystem, code: String, negate: bool },
-    String { param: String, value: String, mode: StringMode },
-    Reference { param: String, target_type: Option<String>, target_id: String },
-    Date { param: String, cmp: Comparator, low: i64, high: i64 },
-    Uri { param: String, value: String },
+    LastUpdated {
+        cmp: Comparator,
+        low: i64,
+        high: i64,
+    },
+    Token {
+        param: String,
+        system: TokenSystem,
+        code: String,
+        negate: bool,
+    },
+    String {
+        param: String,
+        value: String,
+        mode: StringMode,
+    },
+    Reference {
+        param: String,
+        target_type: Option<String>,
+        target_id: String,
+    },
+    Date {
+        param: String,
+        cmp: Comparator,
+        low: i64,
+        high: i64,
+    },
+    Uri {
+        param: String,
+        value: String,
+    },
     /// The resource has (`missing: false`) or lacks (`missing: true`) any value for the parameter.
-    Missing { param: String, table: IndexTable, missing: bool },
+    Missing {
+        param: String,
+        table: IndexTable,
+        missing: bool,
+    },
     /// The resource belongs to the compartment of `target_type/target_id` through one of `params`.
-    Compartment { target_type: String, target_id: String, params: Vec<String> },
+    Compartment {
+        target_type: String,
+        target_id: String,
+        params: Vec<String>,
+    },
 }
 
 /// The typed index tables of the schema.

@@ -34,7 +34,8 @@ pub struct Compiled {
 
 /// Columns every version query selects, in this order: pk/cursor, type, id, version, last_updated (µs),
 /// deleted (0/1), method, body.
-pub const VERSION_COLUMNS: &str = "v.vpk, v.type, v.id, v.version, v.last_updated, v.deleted, v.method, v.body";
+pub const VERSION_COLUMNS: &str =
+    "v.vpk, v.type, v.id, v.version, v.last_updated, v.deleted, v.method, v.body";
 
 /// Insert statement for one index table; values are `res_pk` followed by [`index_rows`] values.
 pub fn insert_sql(table: IndexTable) -> &'static str {
@@ -74,7 +75,11 @@ pub fn index_rows(resource_type: &str, entries: &[IndexEntry]) -> Vec<(IndexTabl
         let row = match &e.value {
             IndexValue::String { normalized, exact } => (
                 IndexTable::String,
-                vec![pid, SqlValue::Text(normalized.clone()), SqlValue::Text(exact.clone())],
+                vec![
+                    pid,
+                    SqlValue::Text(normalized.clone()),
+                    SqlValue::Text(exact.clone()),
+                ],
             ),
             IndexValue::Token { system, code, text } => (
                 IndexTable::Token,
@@ -87,16 +92,40 @@ pub fn index_rows(resource_type: &str, entries: &[IndexEntry]) -> Vec<(IndexTabl
                     opt_text(text),
                 ],
             ),
-            IndexValue::Reference { target_type, target_id, url } => (
+            IndexValue::Reference {
+                target_type,
+                target_id,
+                url,
+            } => (
                 IndexTable::Reference,
-                vec![pid, opt_text(target_type), opt_text(target_id), opt_text(url)],
+                vec![
+                    pid,
+                    opt_text(target_type),
+                    opt_text(target_id),
+                    opt_text(url),
+                ],
             ),
-            IndexValue::Date { low, high } => (IndexTable::Date, vec![pid, SqlValue::Int(*low), SqlValue::Int(*high)]),
+            IndexValue::Date { low, high } => (
+                IndexTable::Date,
+                vec![pid, SqlValue::Int(*low), SqlValue::Int(*high)],
+            ),
             IndexValue::Number { value, low, high } => (
                 IndexTable::Number,
-                vec![pid, SqlValue::Real(*value), SqlValue::Real(*low), SqlValue::Real(*high)],
+                vec![
+                    pid,
+                    SqlValue::Real(*value),
+                    SqlValue::Real(*low),
+                    SqlValue::Real(*high),
+                ],
             ),
-            IndexValue::Quantity { value, low, high, system, code, unit } => (
+            IndexValue::Quantity {
+                value,
+                low,
+                high,
+                system,
+                code,
+                unit,
+            } => (
                 IndexTable::Quantity,
                 vec![
                     pid,
@@ -108,7 +137,9 @@ pub fn index_rows(resource_type: &str, entries: &[IndexEntry]) -> Vec<(IndexTabl
                     SqlValue::Real(*high),
                 ],
             ),
-            IndexValue::Uri { value } => (IndexTable::Uri, vec![pid, SqlValue::Text(value.clone())]),
+            IndexValue::Uri { value } => {
+                (IndexTable::Uri, vec![pid, SqlValue::Text(value.clone())])
+            }
         };
         if !rows.contains(&row) {
             rows.push(row);
@@ -153,7 +184,14 @@ fn prefix_upper_bound(prefix: &str) -> Option<String> {
 
 /// Range comparison of a stored range `[lo_col, hi_col]` against the query range `[low, high]` (R4 search
 /// prefix semantics: eq = contained, gt = extends above, ...).
-fn range_condition(b: &mut Builder, lo_col: &str, hi_col: &str, cmp: Comparator, low: i64, high: i64) {
+fn range_condition(
+    b: &mut Builder,
+    lo_col: &str,
+    hi_col: &str,
+    cmp: Comparator,
+    low: i64,
+    high: i64,
+) {
     match cmp {
         Comparator::Eq => {
             b.push(&format!("({lo_col} >= "));
@@ -218,10 +256,9 @@ fn range_condition(b: &mut Builder, lo_col: &str, hi_col: &str, cmp: Comparator,
 }
 
 fn pid_for(q: &SearchQuery, param: &str) -> Result<i64> {
-    let ty = q
-        .resource_type
-        .as_deref()
-        .ok_or_else(|| StoreError::InvalidQuery(format!("parameter {param} needs a resource type")))?;
+    let ty = q.resource_type.as_deref().ok_or_else(|| {
+        StoreError::InvalidQuery(format!("parameter {param} needs a resource type"))
+    })?;
     Ok(param_id(ty, param))
 }
 
@@ -231,10 +268,21 @@ fn predicate(b: &mut Builder, q: &SearchQuery, p: &Predicate) -> Result<()> {
             b.push("r.id = ");
             b.text(id);
         }
-        Predicate::LastUpdated { cmp, low, high } => range_condition(b, "r.last_updated", "r.last_updated", *cmp, *low, *high),
-        Predicate::Token { param, system, code, negate } => {
+        Predicate::LastUpdated { cmp, low, high } => {
+            range_condition(b, "r.last_updated", "r.last_updated", *cmp, *low, *high)
+        }
+        Predicate::Token {
+            param,
+            system,
+            code,
+            negate,
+        } => {
             let pid = pid_for(q, param)?;
-            b.push(if *negate { "r.pk NOT IN (" } else { "r.pk IN (" });
+            b.push(if *negate {
+                "r.pk NOT IN ("
+            } else {
+                "r.pk IN ("
+            });
             b.push("SELECT res_pk FROM idx_token WHERE pid = ");
             b.int(pid);
             match system {
@@ -286,7 +334,11 @@ fn predicate(b: &mut Builder, q: &SearchQuery, p: &Predicate) -> Result<()> {
             }
             b.push(")");
         }
-        Predicate::Reference { param, target_type, target_id } => {
+        Predicate::Reference {
+            param,
+            target_type,
+            target_id,
+        } => {
             let pid = pid_for(q, param)?;
             b.push("r.pk IN (SELECT res_pk FROM idx_reference WHERE pid = ");
             b.int(pid);
@@ -298,7 +350,12 @@ fn predicate(b: &mut Builder, q: &SearchQuery, p: &Predicate) -> Result<()> {
             }
             b.push(")");
         }
-        Predicate::Date { param, cmp, low, high } => {
+        Predicate::Date {
+            param,
+            cmp,
+            low,
+            high,
+        } => {
             let pid = pid_for(q, param)?;
             b.push("r.pk IN (SELECT res_pk FROM idx_date WHERE pid = ");
             b.int(pid);
@@ -314,20 +371,31 @@ fn predicate(b: &mut Builder, q: &SearchQuery, p: &Predicate) -> Result<()> {
             b.text(value);
             b.push(")");
         }
-        Predicate::Missing { param, table, missing } => {
+        Predicate::Missing {
+            param,
+            table,
+            missing,
+        } => {
             let pid = pid_for(q, param)?;
-            b.push(if *missing { "r.pk NOT IN (" } else { "r.pk IN (" });
+            b.push(if *missing {
+                "r.pk NOT IN ("
+            } else {
+                "r.pk IN ("
+            });
             b.push("SELECT res_pk FROM ");
             b.push(table.name());
             b.push(" WHERE pid = ");
             b.int(pid);
             b.push(")");
         }
-        Predicate::Compartment { target_type, target_id, params } => {
-            let ty = q
-                .resource_type
-                .as_deref()
-                .ok_or_else(|| StoreError::InvalidQuery("compartment search needs a resource type".into()))?;
+        Predicate::Compartment {
+            target_type,
+            target_id,
+            params,
+        } => {
+            let ty = q.resource_type.as_deref().ok_or_else(|| {
+                StoreError::InvalidQuery("compartment search needs a resource type".into())
+            })?;
             if params.is_empty() {
                 b.push("1 = 0");
                 return Ok(());
@@ -389,25 +457,43 @@ fn where_clause(b: &mut Builder, q: &SearchQuery, with_cursor: bool) -> Result<(
 /// The page query: selects [`VERSION_COLUMNS`] (with `r.pk` as the cursor column) of up to `count + 1` rows,
 /// so the caller can tell whether a next page exists.
 pub fn compile_search(dialect: Dialect, q: &SearchQuery) -> Result<Compiled> {
-    let mut b = Builder { dialect, sql: String::new(), params: Vec::new() };
+    let mut b = Builder {
+        dialect,
+        sql: String::new(),
+        params: Vec::new(),
+    };
     b.push("SELECT r.pk, v.type, v.id, v.version, v.last_updated, v.deleted, v.method, v.body FROM resource r JOIN resource_version v ON v.vpk = r.current_vpk");
     where_clause(&mut b, q, true)?;
     b.push(" ORDER BY r.pk LIMIT ");
     b.int(q.count as i64 + 1);
-    Ok(Compiled { sql: b.sql, params: b.params })
+    Ok(Compiled {
+        sql: b.sql,
+        params: b.params,
+    })
 }
 
 /// The count query for `_total`.
 pub fn compile_count(dialect: Dialect, q: &SearchQuery) -> Result<Compiled> {
-    let mut b = Builder { dialect, sql: String::new(), params: Vec::new() };
+    let mut b = Builder {
+        dialect,
+        sql: String::new(),
+        params: Vec::new(),
+    };
     b.push("SELECT COUNT(*) FROM resource r");
     where_clause(&mut b, q, false)?;
-    Ok(Compiled { sql: b.sql, params: b.params })
+    Ok(Compiled {
+        sql: b.sql,
+        params: b.params,
+    })
 }
 
 /// The history page query, newest first, `count + 1` rows.
 pub fn compile_history(dialect: Dialect, q: &HistoryQuery) -> Compiled {
-    let mut b = Builder { dialect, sql: String::new(), params: Vec::new() };
+    let mut b = Builder {
+        dialect,
+        sql: String::new(),
+        params: Vec::new(),
+    };
     b.push("SELECT ");
     b.push(VERSION_COLUMNS);
     b.push(" FROM resource_version v WHERE 1 = 1");
@@ -418,14 +504,24 @@ pub fn compile_history(dialect: Dialect, q: &HistoryQuery) -> Compiled {
     }
     b.push(" ORDER BY v.vpk DESC LIMIT ");
     b.int(q.count as i64 + 1);
-    Compiled { sql: b.sql, params: b.params }
+    Compiled {
+        sql: b.sql,
+        params: b.params,
+    }
 }
 
 pub fn compile_history_count(dialect: Dialect, q: &HistoryQuery) -> Compiled {
-    let mut b = Builder { dialect, sql: String::new(), params: Vec::new() };
+    let mut b = Builder {
+        dialect,
+        sql: String::new(),
+        params: Vec::new(),
+    };
     b.push("SELECT COUNT(*) FROM resource_version v WHERE 1 = 1");
     history_filters(&mut b, q);
-    Compiled { sql: b.sql, params: b.params }
+    Compiled {
+        sql: b.sql,
+        params: b.params,
+    }
 }
 
 fn history_filters(b: &mut Builder, q: &HistoryQuery) {

@@ -1,1 +1,84 @@
-//! placeholder
+//! Continuum's HTTP doors.
+//!
+//! Owns: the axum routers — `fhir/` (FHIR R4 REST), operational endpoints (`/healthz`, `/readyz`,
+//! `/metrics`) — content negotiation, body limits, and the one mapping from core errors to HTTP responses
+//! (an OperationOutcome with the right status). Does not own: FHIR rules (in `continuum-core`), storage.
+
+pub mod fhir;
+mod metrics;
+mod ops;
+
+use std::sync::Arc;
+
+use axum::Router;
+use continuum_core::Fhir;
+use tower::Layer;
+
+pub use metrics::Metrics;
+
+/// Settings of the HTTP layer.
+#[derive(Debug, Clone)]
+pub struct WebConfig {
+    /// Largest request body accepted, in bytes (413 beyond).
+    pub max_body_bytes: usize,
+    /// Public base URL of the FHIR API (`https://ehr.example.mil/fhir`); when unset it is derived from the
+    /// request's Host header.
+    pub public_base: Option<String>,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        WebConfig {
+            max_body_bytes: 32 * 1024 * 1024,
+            public_base: None,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub fhir: Fhir,
+    pub config: Arc<WebConfig>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl AppState {
+    pub fn new(fhir: Fhir, config: WebConfig) -> Self {
+        AppState {
+            fhir,
+            config: Arc::new(config),
+            metrics: Arc::new(Metrics::new()),
+        }
+    }
+}
+
+/// The whole HTTP application.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .merge(ops::router())
+        .nest("/fhir", fhir::router())
+        .fallback(fhir::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
+        .with_state(state)
+}
+
+/// Serve until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    // Trailing slashes are trimmed before routing, so `/fhir/` and `/fhir/Patient/` work like their
+    // slash-less forms.
+    let service =
+        tower_http::normalize_path::NormalizePathLayer::trim_trailing_slash().layer(app(state));
+    axum::serve(
+        listener,
+        axum::ServiceExt::<axum::extract::Request>::into_make_service(service),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}

@@ -247,7 +247,6 @@ fn primitive_formats() {
         ("/birthDate", json!("1984-2-1"), "Patient.birthDate"),
         ("/id", json!("a_b"), "Patient.id"),
         ("/id", json!("x".repeat(65)), "Patient.id"),
-        ("/gender", json!(" female"), "Patient.gender"),
         (
             "/meta/lastUpdated",
             json!("2024-01-15"),
@@ -315,39 +314,14 @@ fn empties_and_nulls() {
 }
 
 #[test]
-fn required_elements_only_where_the_parent_is_present() {
+fn missing_required_elements_are_accepted() {
+    // Minimum cardinalities are not enforced (see validate.rs): real data misses some, and rejecting it
+    // would lose it.
     let mut o = observation();
     let obj = o.as_object_mut().unwrap();
-    obj.remove("status");
     obj.remove("code");
-    assert_eq!(
-        problems(&o),
-        vec![
-            (IssueType::Required, "Observation.code".into()),
-            (IssueType::Required, "Observation.status".into())
-        ]
-    );
-    // component.code is required inside each component present, not at the top level.
-    let mut o = observation();
-    o["component"][1].as_object_mut().unwrap().remove("code");
-    one(&o, IssueType::Required, "Observation.component[1].code");
-    // Extension.url is required.
-    let mut p = patient();
-    p["extension"][0].as_object_mut().unwrap().remove("url");
-    one(&p, IssueType::Required, "Patient.extension[0].url");
-    // Narrative needs status and div; div just has to be a string.
-    let mut p = patient();
-    p["text"] = json!({"status": "generated", "div": 5});
-    one(&p, IssueType::Structure, "Patient.text.div");
-    let mut p = patient();
-    p["text"] = json!({"div": "<div xmlns=\"http://www.w3.org/1999/xhtml\">x</div>"});
-    one(&p, IssueType::Required, "Patient.text.status");
-    // Inside a nested backbone element of a resource without other required elements.
-    one(
-        &json!({"resourceType": "Parameters", "parameter": [{"valueString": "x"}]}),
-        IssueType::Required,
-        "Parameters.parameter[0].name",
-    );
+    obj.remove("status");
+    assert_eq!(validate_resource(&o), Ok(()));
 }
 
 #[test]
@@ -363,11 +337,11 @@ fn nested_resources_are_validated() {
     one(&p, IssueType::Value, "Patient.contained[0].id");
 
     let mut o = observation();
-    o.as_object_mut().unwrap().remove("status");
+    o["status"] = json!(["final"]);
     let bundle = json!({"resourceType": "Bundle", "type": "collection", "entry": [{"resource": patient()}, {"resource": o}]});
     one(
         &bundle,
-        IssueType::Required,
+        IssueType::Structure,
         "Bundle.entry[1].resource.status",
     );
 
@@ -389,11 +363,11 @@ fn nested_resources_are_validated() {
 #[test]
 fn primitive_extension_siblings() {
     let mut p = patient();
-    p["_birthDate"] = json!({"extension": [{"valueString": "x"}]});
+    p["_birthDate"] = json!({"extension": [{"url": "http://example.org/x", "valueString": 5}]});
     one(
         &p,
-        IssueType::Required,
-        "Patient.birthDate.extension[0].url",
+        IssueType::Structure,
+        "Patient.birthDate.extension[0].value.ofType(string)",
     );
     let mut p = patient();
     p["_birthDate"] = json!("x");

@@ -1,0 +1,581 @@
+//! FHIR RESTful interactions over the resource store: the rules of FHIR R4 §3.1.0 (http.html) that do not
+//! depend on HTTP — version checks, conditional operations, id assignment, validation, JSON Patch, history,
+//! search and Bundle processing. The web layer only translates HTTP to these calls and back.
+
+mod bundle;
+pub mod params;
+mod writer;
+
+use std::sync::Arc;
+
+use continuum_fhir::registry::registry;
+use continuum_fhir::validate::validate_resource;
+use continuum_store::{Expect, HistoryQuery, ResourceStore, StoreError, StoredResource, WriteTx};
+use serde_json::Value;
+use time::OffsetDateTime;
+
+pub use continuum_store::PoolStatus;
+pub use params::{parse_search, Handling, ParsedSearch};
+pub use writer::BundleWriter;
+
+use crate::CoreError;
+
+/// What the client asked to get back after a write (`Prefer: return=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Prefer {
+    Minimal,
+    #[default]
+    Representation,
+    OperationOutcome,
+}
+
+/// A version just written (or found by a conditional create).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Saved {
+    pub resource_type: String,
+    pub id: String,
+    pub version: i64,
+    pub last_updated: OffsetDateTime,
+    pub body: Vec<u8>,
+    /// 201 rather than 200.
+    pub created: bool,
+}
+
+impl Saved {
+    fn from_stored(s: StoredResource, created: bool) -> Self {
+        Saved {
+            resource_type: s.resource_type,
+            id: s.id,
+            version: s.version,
+            last_updated: s.last_updated,
+            body: s.body,
+            created,
+        }
+    }
+}
+
+/// Generates ids for new resources (passed in so tests can make them predictable).
+pub type IdGenerator = Arc<dyn Fn() -> String + Send + Sync>;
+
+/// The FHIR interactions, shared by every door.
+#[derive(Clone)]
+pub struct Fhir {
+    store: Arc<dyn ResourceStore>,
+    new_id: IdGenerator,
+}
+
+fn bad(msg: impl Into<String>) -> CoreError {
+    CoreError::BadRequest(msg.into())
+}
+
+/// Run a write closure that fails with a [`CoreError`]: the store sees [`StoreError::Aborted`], the caller gets
+/// the real reason.
+pub(crate) fn write_tx<T>(
+    store: &dyn ResourceStore,
+    mut work: impl FnMut(&mut dyn WriteTx) -> Result<T, CoreError>,
+) -> Result<T, CoreError> {
+    let mut out: Option<T> = None;
+    let mut failure: Option<CoreError> = None;
+    let res = store.write(&mut |tx: &mut dyn WriteTx| {
+        failure = None;
+        match work(tx) {
+            Ok(v) => {
+                out = Some(v);
+                Ok(())
+            }
+            Err(e) => {
+                failure = Some(e);
+                Err(StoreError::Aborted)
+            }
+        }
+    });
+    match (res, failure, out) {
+        (Err(StoreError::Aborted), Some(e), _) => Err(e),
+        (Err(e), _, _) => Err(e.into()),
+        (Ok(()), _, Some(v)) => Ok(v),
+        (Ok(()), _, None) => Err(CoreError::Internal(
+            "write finished without a result".into(),
+        )),
+    }
+}
+
+pub fn check_type(resource_type: &str) -> Result<(), CoreError> {
+    if registry().is_resource_type(resource_type) {
+        Ok(())
+    } else {
+        Err(CoreError::NotFound(format!(
+            "'{resource_type}' is not a FHIR R4 resource type"
+        )))
+    }
+}
+
+fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+}
+
+/// Check a resource body against the URL's type and the R4 definitions.
+fn check_body(resource_type: &str, resource: &Value) -> Result<(), CoreError> {
+    let obj = resource
+        .as_object()
+        .ok_or_else(|| bad("the body must be a JSON object holding a resource"))?;
+    match obj.get("resourceType").and_then(Value::as_str) {
+        None => return Err(bad("the resource has no resourceType")),
+        Some(t) if t != resource_type => {
+            return Err(bad(format!(
+                "the body is a {t} but the URL names {resource_type}"
+            )));
+        }
+        Some(_) => {}
+    }
+    validate_resource(resource).map_err(CoreError::Unprocessable)
+}
+
+/// Parse conditional criteria (`identifier=a|b&name=x`) strictly: criteria that cannot be evaluated must never
+/// be ignored, or a conditional write would hit the wrong resources.
+fn criteria(
+    resource_type: &str,
+    query: &str,
+) -> Result<(continuum_store::SearchQuery, String), CoreError> {
+    let mut pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect();
+    if pairs.is_empty() {
+        return Err(bad("conditional criteria are empty"));
+    }
+    let mut parsed = parse_search(Some(resource_type), &pairs, Handling::Strict)?;
+    if parsed.query.filters.is_empty() {
+        return Err(bad(
+            "conditional criteria must contain at least one search parameter",
+        ));
+    }
+    parsed.query.count = 2;
+    parsed.query.total = false;
+    pairs.sort();
+    let key = format!(
+        "{resource_type}?{}",
+        pairs
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("&")
+    );
+    Ok((parsed.query, key))
+}
+
+/// Outcome of looking up conditional criteria inside a transaction.
+pub(crate) enum Matched {
+    None,
+    One(StoredResource),
+}
+
+pub(crate) fn match_criteria(
+    tx: &mut dyn WriteTx,
+    resource_type: &str,
+    query: &str,
+) -> Result<Matched, CoreError> {
+    let (q, key) = criteria(resource_type, query)?;
+    tx.guard(&key)?;
+    let mut page = tx.search(&q)?;
+    match page.matches.len() {
+        0 => Ok(Matched::None),
+        1 => Ok(Matched::One(page.matches.remove(0))),
+        _ => Err(CoreError::PreconditionFailed(format!(
+            "the criteria '{query}' match more than one {resource_type}"
+        ))),
+    }
+}
+
+/// The version in an ETag (`W/"3"`, `"3"` or `3`).
+pub fn parse_etag(v: &str) -> Option<i64> {
+    parse_version(v)
+}
+
+pub(crate) fn parse_version(v: &str) -> Option<i64> {
+    let v = v.trim();
+    let v = v.strip_prefix("W/").unwrap_or(v).trim_matches('"');
+    v.parse().ok()
+}
+
+impl Fhir {
+    pub fn new(store: Arc<dyn ResourceStore>) -> Self {
+        Fhir {
+            store,
+            new_id: Arc::new(|| uuid::Uuid::new_v4().to_string()),
+        }
+    }
+
+    pub fn with_id_generator(mut self, new_id: IdGenerator) -> Self {
+        self.new_id = new_id;
+        self
+    }
+
+    pub fn store(&self) -> &Arc<dyn ResourceStore> {
+        &self.store
+    }
+
+    /// Create with a server-assigned id; with `if_none_exist`, return the existing match instead (FHIR
+    /// conditional create). Concurrent conditional creates with the same criteria are serialised by the
+    /// store's guard, so they cannot both create.
+    pub fn create(
+        &self,
+        resource_type: &str,
+        mut resource: Value,
+        if_none_exist: Option<&str>,
+    ) -> Result<Saved, CoreError> {
+        check_type(resource_type)?;
+        check_body(resource_type, &resource)?;
+        let id = (self.new_id)();
+        if let Some(obj) = resource.as_object_mut() {
+            obj.insert("id".into(), Value::String(id));
+        }
+        write_tx(self.store.as_ref(), |tx| {
+            if let Some(query) = if_none_exist {
+                if let Matched::One(existing) = match_criteria(tx, resource_type, query)? {
+                    return Ok(Saved::from_stored(existing, false));
+                }
+            }
+            let mut r = resource.clone();
+            let w = tx.put(&mut r, Expect::Absent)?;
+            let (_, id) = continuum_store::type_and_id(&r)?;
+            Ok(Saved {
+                resource_type: resource_type.to_string(),
+                id,
+                version: w.version,
+                last_updated: w.last_updated,
+                body: w.body,
+                created: true,
+            })
+        })
+    }
+
+    pub fn read(&self, resource_type: &str, id: &str) -> Result<StoredResource, CoreError> {
+        check_type(resource_type)?;
+        match self.store.read(resource_type, id)? {
+            None => Err(CoreError::NotFound(format!(
+                "{resource_type}/{id} is not known"
+            ))),
+            Some(r) if r.deleted => {
+                Err(CoreError::Gone(format!("{resource_type}/{id} was deleted")))
+            }
+            Some(r) => Ok(r),
+        }
+    }
+
+    pub fn vread(
+        &self,
+        resource_type: &str,
+        id: &str,
+        version: &str,
+    ) -> Result<StoredResource, CoreError> {
+        check_type(resource_type)?;
+        let not_found =
+            || CoreError::NotFound(format!("{resource_type}/{id} has no version {version}"));
+        let v: i64 = version.parse().map_err(|_| not_found())?;
+        match self.store.vread(resource_type, id, v)? {
+            None => Err(not_found()),
+            Some(r) if r.deleted => Err(CoreError::Gone(format!(
+                "version {v} of {resource_type}/{id} is a deletion"
+            ))),
+            Some(r) => Ok(r),
+        }
+    }
+
+    /// Update (or create with the client's id). `if_match` is the version from an `If-Match` header.
+    pub fn update(
+        &self,
+        resource_type: &str,
+        id: &str,
+        resource: Value,
+        if_match: Option<i64>,
+    ) -> Result<Saved, CoreError> {
+        check_type(resource_type)?;
+        check_body(resource_type, &resource)?;
+        match resource.get("id").and_then(Value::as_str) {
+            None => return Err(bad("the resource must carry its id in an update")),
+            Some(body_id) if body_id != id => {
+                return Err(bad(format!(
+                    "the body's id '{body_id}' differs from the URL's id '{id}'"
+                )));
+            }
+            Some(_) => {}
+        }
+        if !valid_id(id) {
+            return Err(bad(format!("'{id}' is not a valid FHIR id")));
+        }
+        let expect = if_match.map_or(Expect::Any, Expect::Version);
+        write_tx(self.store.as_ref(), |tx| {
+            let mut r = resource.clone();
+            let w = tx.put(&mut r, expect)?;
+            Ok(Saved {
+                resource_type: resource_type.to_string(),
+                id: id.to_string(),
+                version: w.version,
+                last_updated: w.last_updated,
+                body: w.body,
+                created: w.created,
+            })
+        })
+    }
+
+    /// `PUT Type?criteria`: update the single match, create when none, 412 when several.
+    pub fn conditional_update(
+        &self,
+        resource_type: &str,
+        query: &str,
+        resource: Value,
+    ) -> Result<Saved, CoreError> {
+        check_type(resource_type)?;
+        check_body(resource_type, &resource)?;
+        let body_id = resource
+            .get("id")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let fresh = (self.new_id)();
+        write_tx(self.store.as_ref(), |tx| {
+            let id = match match_criteria(tx, resource_type, query)? {
+                Matched::One(existing) => {
+                    if let Some(b) = &body_id {
+                        if *b != existing.id {
+                            return Err(bad(format!(
+                                "the body's id '{b}' differs from the matched resource {}",
+                                existing.id
+                            )));
+                        }
+                    }
+                    existing.id
+                }
+                Matched::None => body_id.clone().unwrap_or_else(|| fresh.clone()),
+            };
+            let mut r = resource.clone();
+            if let Some(obj) = r.as_object_mut() {
+                obj.insert("id".into(), Value::String(id.clone()));
+            }
+            let w = tx.put(&mut r, Expect::Any)?;
+            Ok(Saved {
+                resource_type: resource_type.to_string(),
+                id,
+                version: w.version,
+                last_updated: w.last_updated,
+                body: w.body,
+                created: w.created,
+            })
+        })
+    }
+
+    /// Delete; deleting something absent or already deleted succeeds (idempotent).
+    pub fn delete(
+        &self,
+        resource_type: &str,
+        id: &str,
+        if_match: Option<i64>,
+    ) -> Result<Option<i64>, CoreError> {
+        check_type(resource_type)?;
+        let expect = if_match.map_or(Expect::Any, Expect::Version);
+        write_tx(self.store.as_ref(), |tx| {
+            Ok(tx.delete(resource_type, id, expect)?)
+        })
+    }
+
+    /// `DELETE Type?criteria` (single-delete mode: several matches is 412).
+    pub fn conditional_delete(
+        &self,
+        resource_type: &str,
+        query: &str,
+    ) -> Result<Option<i64>, CoreError> {
+        check_type(resource_type)?;
+        write_tx(self.store.as_ref(), |tx| {
+            match match_criteria(tx, resource_type, query)? {
+                Matched::None => Ok(None),
+                Matched::One(existing) => Ok(tx.delete(
+                    resource_type,
+                    &existing.id,
+                    Expect::Version(existing.version),
+                )?),
+            }
+        })
+    }
+
+    /// JSON Patch (RFC 6902) applied to the current version, atomically.
+    pub fn patch(
+        &self,
+        resource_type: &str,
+        id: &str,
+        patch: Value,
+        if_match: Option<i64>,
+    ) -> Result<Saved, CoreError> {
+        check_type(resource_type)?;
+        let patch: json_patch::Patch = serde_json::from_value(patch)
+            .map_err(|e| bad(format!("not a JSON Patch document: {e}")))?;
+        write_tx(self.store.as_ref(), |tx| {
+            let current = match tx.read(resource_type, id)? {
+                None => {
+                    return Err(CoreError::NotFound(format!(
+                        "{resource_type}/{id} is not known"
+                    )))
+                }
+                Some(c) if c.deleted => {
+                    return Err(CoreError::Gone(format!("{resource_type}/{id} was deleted")))
+                }
+                Some(c) => c,
+            };
+            if let Some(v) = if_match {
+                if v != current.version {
+                    return Err(CoreError::PreconditionFailed(format!(
+                        "version {v} was expected but the current version is {}",
+                        current.version
+                    )));
+                }
+            }
+            let mut doc: Value = serde_json::from_slice(&current.body)
+                .map_err(|e| CoreError::Internal(format!("stored body unreadable: {e}")))?;
+            json_patch::patch(&mut doc, &patch).map_err(|e| {
+                CoreError::Unprocessable(vec![continuum_fhir::outcome::Issue {
+                    severity: continuum_fhir::IssueSeverity::Error,
+                    code: continuum_fhir::IssueType::Processing,
+                    diagnostics: format!("the patch cannot be applied: {e}"),
+                    expression: None,
+                }])
+            })?;
+            if doc.get("id").and_then(Value::as_str) != Some(id)
+                || doc.get("resourceType").and_then(Value::as_str) != Some(resource_type)
+            {
+                return Err(bad("a patch may not change the resource's type or id"));
+            }
+            check_body(resource_type, &doc)?;
+            let w = tx.put(&mut doc, Expect::Version(current.version))?;
+            Ok(Saved {
+                resource_type: resource_type.to_string(),
+                id: id.to_string(),
+                version: w.version,
+                last_updated: w.last_updated,
+                body: w.body,
+                created: false,
+            })
+        })
+    }
+
+    /// History at instance (`resource_type` and `id`), type or system level, as a `history` Bundle.
+    pub fn history(
+        &self,
+        base: &str,
+        resource_type: Option<&str>,
+        id: Option<&str>,
+        params: &[(String, String)],
+    ) -> Result<Vec<u8>, CoreError> {
+        if let Some(t) = resource_type {
+            check_type(t)?;
+        }
+        let mut q = HistoryQuery {
+            resource_type: resource_type.map(str::to_string),
+            id: id.map(str::to_string),
+            count: params::DEFAULT_COUNT,
+            // counting a whole type's or the system's history is a full scan: only one resource's is counted
+            total: id.is_some(),
+            ..Default::default()
+        };
+        for (k, v) in params {
+            match k.as_str() {
+                "_count" => {
+                    q.count = v
+                        .parse::<usize>()
+                        .map_err(|_| bad(format!("_count must be a number, not '{v}'")))?
+                        .min(params::MAX_COUNT)
+                }
+                "_since" | "_at" => {
+                    let (low, high) = continuum_fhir::datetime::date_range(v)
+                        .ok_or_else(|| bad(format!("{k}: '{v}' is not a valid instant")))?;
+                    if k == "_since" {
+                        q.since = Some(continuum_store::from_micros(low));
+                    } else {
+                        q.at = Some(continuum_store::from_micros(high));
+                    }
+                }
+                "_cursor" => q.before = Some(v.parse().map_err(|_| bad("invalid paging cursor"))?),
+                "_format" | "_pretty" => {}
+                other => return Err(bad(format!("history does not take the parameter {other}"))),
+            }
+        }
+        if let (Some(t), Some(i)) = (resource_type, id) {
+            if self.store.read(t, i)?.is_none() {
+                return Err(CoreError::NotFound(format!("{t}/{i} is not known")));
+            }
+        }
+        let page = self.store.history(&q)?;
+        let path = match (resource_type, id) {
+            (Some(t), Some(i)) => format!("{base}/{t}/{i}/_history"),
+            (Some(t), None) => format!("{base}/{t}/_history"),
+            _ => format!("{base}/_history"),
+        };
+        let links = writer::page_links(&path, params, page.next);
+        let mut w = BundleWriter::new("history", page.total, &links);
+        for e in &page.entries {
+            w.history_entry(base, e);
+        }
+        Ok(w.finish())
+    }
+
+    /// Search as a `searchset` Bundle. `resource_type` is `None` for a system-wide search.
+    pub fn search(
+        &self,
+        base: &str,
+        resource_type: Option<&str>,
+        params: &[(String, String)],
+        handling: Handling,
+    ) -> Result<Vec<u8>, CoreError> {
+        if let Some(t) = resource_type {
+            check_type(t)?;
+        }
+        let parsed = parse_search(resource_type, params, handling)?;
+        let page = self.store.search(&parsed.query)?;
+        let path = match resource_type {
+            Some(t) => format!("{base}/{t}"),
+            None => base.to_string(),
+        };
+        let links = writer::page_links(&path, params, page.next);
+        let mut w = BundleWriter::new("searchset", page.total, &links);
+        for m in &page.matches {
+            w.match_entry(base, m);
+        }
+        if !parsed.ignored.is_empty() {
+            w.outcome_entry(&format!(
+                "ignored unsupported search parameters: {}",
+                parsed.ignored.join(", ")
+            ));
+        }
+        Ok(w.finish())
+    }
+
+    /// Process a `transaction` or `batch` Bundle.
+    pub fn bundle(&self, base: &str, bundle: Value, prefer: Prefer) -> Result<Vec<u8>, CoreError> {
+        bundle::process(self, base, bundle, prefer)
+    }
+
+    pub(crate) fn next_id(&self) -> String {
+        (self.new_id)()
+    }
+}
+
+/// The OperationOutcome for an error (the web layer uses the same function, so the body is identical
+/// wherever the error surfaces). Internal detail never leaves: 500s get a generic text.
+pub fn outcome_of(err: &CoreError) -> Value {
+    use continuum_fhir::{IssueType, OperationOutcome};
+    let oo = match err {
+        CoreError::BadRequest(m) => OperationOutcome::error(IssueType::Invalid, m.clone()),
+        CoreError::NotFound(m) => OperationOutcome::error(IssueType::NotFound, m.clone()),
+        CoreError::Gone(m) => OperationOutcome::error(IssueType::Deleted, m.clone()),
+        CoreError::Conflict(m) => OperationOutcome::error(IssueType::Conflict, m.clone()),
+        CoreError::PreconditionFailed(m) => OperationOutcome::error(IssueType::Conflict, m.clone()),
+        CoreError::Unprocessable(issues) => OperationOutcome {
+            issues: issues.clone(),
+        },
+        CoreError::NotImplemented(m) => OperationOutcome::error(IssueType::NotSupported, m.clone()),
+        CoreError::Internal(_) => {
+            OperationOutcome::error(IssueType::Exception, "internal server error")
+        }
+    };
+    oo.to_json()
+}

@@ -1,0 +1,475 @@
+//! FHIR search URLs → the store's search AST.
+//!
+//! Supported here: `_id`, `_lastUpdated`, and every generated search parameter of type reference, token,
+//! string, date and uri (with `:missing`, `:exact`, `:contains`, `:not`, typed references). Other types,
+//! chains and `_has` belong to the full search engine (a later issue): under `Prefer: handling=strict` they
+//! are refused with 400, otherwise ignored and reported back as a warning, never silently.
+
+use continuum_fhir::index::normalize_string;
+use continuum_fhir::registry::{registry, SearchParamType};
+use continuum_store::search::{
+    Comparator, Filter, IndexTable, Predicate, SearchQuery, StringMode, TokenSystem,
+};
+
+use crate::CoreError;
+use continuum_fhir::datetime::date_range as parse_range;
+
+pub const DEFAULT_COUNT: usize = 20;
+pub const MAX_COUNT: usize = 1000;
+
+/// Parameters that shape the result rather than filter it.
+const RESULT_PARAMS: &[&str] = &[
+    "_count",
+    "_total",
+    "_summary",
+    "_format",
+    "_pretty",
+    "_cursor",
+    "_elements",
+    "_sort",
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Handling {
+    #[default]
+    Lenient,
+    Strict,
+}
+
+/// A parsed search: the store query plus what the caller must report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParsedSearch {
+    pub query: SearchQuery,
+    /// Parameters that were ignored (lenient handling), for a warning in the result.
+    pub ignored: Vec<String>,
+    /// `_summary=count`.
+    pub count_only: bool,
+}
+
+fn bad(msg: impl Into<String>) -> CoreError {
+    CoreError::BadRequest(msg.into())
+}
+
+fn table_for(kind: SearchParamType) -> Option<IndexTable> {
+    Some(match kind {
+        SearchParamType::String => IndexTable::String,
+        SearchParamType::Token => IndexTable::Token,
+        SearchParamType::Reference => IndexTable::Reference,
+        SearchParamType::Date => IndexTable::Date,
+        SearchParamType::Number => IndexTable::Number,
+        SearchParamType::Quantity => IndexTable::Quantity,
+        SearchParamType::Uri => IndexTable::Uri,
+        SearchParamType::Composite | SearchParamType::Special => return None,
+    })
+}
+
+fn date_predicate(param: Option<&str>, value: &str) -> Result<Predicate, CoreError> {
+    let (cmp, rest) = Comparator::parse_prefix(value);
+    let (low, high) = parse_range(rest)
+        .ok_or_else(|| bad(format!("'{value}' is not a valid date search value")))?;
+    Ok(match param {
+        None => Predicate::LastUpdated { cmp, low, high },
+        Some(p) => Predicate::Date {
+            param: p.to_string(),
+            cmp,
+            low,
+            high,
+        },
+    })
+}
+
+/// Split a search value on unescaped commas (`\,` is a literal comma).
+fn split_or(value: &str) -> Vec<String> {
+    let mut out = vec![String::new()];
+    let mut chars = value.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' if matches!(chars.peek(), Some(',') | Some('\\') | Some('|') | Some('$')) => {
+                if let (Some(next), Some(last)) = (chars.next(), out.last_mut()) {
+                    last.push(next);
+                }
+            }
+            ',' => out.push(String::new()),
+            _ => {
+                if let Some(last) = out.last_mut() {
+                    last.push(c);
+                }
+            }
+        }
+    }
+    out
+}
+
+fn reference_value(param: &str, modifier: Option<&str>, v: &str) -> Result<Predicate, CoreError> {
+    let mut target_type = modifier.map(str::to_string);
+    let mut target_id = v.to_string();
+    // `Type/id`, or an absolute URL ending in `Type/id`
+    let segments: Vec<&str> = v.trim_end_matches('/').rsplitn(3, '/').collect();
+    if segments.len() >= 2 && registry().is_resource_type(segments[1]) {
+        if let Some(t) = &target_type {
+            if t != segments[1] {
+                return Err(bad(format!(
+                    "reference '{v}' does not match the type modifier :{t}"
+                )));
+            }
+        }
+        target_type = Some(segments[1].to_string());
+        target_id = segments[0].to_string();
+    }
+    if target_id.is_empty() {
+        return Err(bad(format!("empty reference value for {param}")));
+    }
+    Ok(Predicate::Reference {
+        param: param.to_string(),
+        target_type,
+        target_id,
+    })
+}
+
+fn token_value(param: &str, negate: bool, v: &str) -> Result<Predicate, CoreError> {
+    let (system, code) = match v.split_once('|') {
+        None => (TokenSystem::Any, v.to_string()),
+        Some(("", code)) => (TokenSystem::None, code.to_string()),
+        Some((sys, "")) => (TokenSystem::OnlySystem(sys.to_string()), String::new()),
+        Some((sys, code)) => (TokenSystem::Is(sys.to_string()), code.to_string()),
+    };
+    if code.is_empty() && !matches!(system, TokenSystem::OnlySystem(_)) {
+        return Err(bad(format!("empty token value for {param}")));
+    }
+    Ok(Predicate::Token {
+        param: param.to_string(),
+        system,
+        code,
+        negate,
+    })
+}
+
+/// Parse search parameters (already percent-decoded name/value pairs) for `resource_type` (or a system-wide
+/// search when `None`).
+pub fn parse_search(
+    resource_type: Option<&str>,
+    params: &[(String, String)],
+    handling: Handling,
+) -> Result<ParsedSearch, CoreError> {
+    let mut query = SearchQuery {
+        resource_type: resource_type.map(str::to_string),
+        count: DEFAULT_COUNT,
+        ..Default::default()
+    };
+    let mut ignored = Vec::new();
+    let mut count_only = false;
+    for (name, value) in params {
+        let (code, modifier) = match name.split_once(':') {
+            Some((c, m)) => (c, Some(m)),
+            None => (name.as_str(), None),
+        };
+        match code {
+            "_count" => {
+                let n: usize = value
+                    .parse()
+                    .map_err(|_| bad(format!("_count must be a number, not '{value}'")))?;
+                query.count = n.min(MAX_COUNT);
+                continue;
+            }
+            "_total" => {
+                match value.as_str() {
+                    "accurate" | "estimate" => query.total = true,
+                    "none" => query.total = false,
+                    _ => {
+                        return Err(bad(format!(
+                            "_total must be none, estimate or accurate, not '{value}'"
+                        )))
+                    }
+                }
+                continue;
+            }
+            "_summary" => {
+                match value.as_str() {
+                    "count" => {
+                        count_only = true;
+                        query.total = true;
+                        query.count = 0;
+                    }
+                    "false" => {}
+                    _ => {
+                        if handling == Handling::Strict {
+                            return Err(bad(format!("_summary={value} is not supported yet")));
+                        }
+                        ignored.push(format!("_summary={value}"));
+                    }
+                }
+                continue;
+            }
+            "_cursor" => {
+                let n: i64 = value.parse().map_err(|_| bad("invalid paging cursor"))?;
+                query.after = Some(n);
+                continue;
+            }
+            "_type" if resource_type.is_none() => {
+                for t in value.split(',') {
+                    if !registry().is_resource_type(t) {
+                        return Err(bad(format!("_type names an unknown resource type '{t}'")));
+                    }
+                    query.types.push(t.to_string());
+                }
+                continue;
+            }
+            c if RESULT_PARAMS.contains(&c) => {
+                if matches!(c, "_format" | "_pretty") {
+                    continue;
+                }
+                if handling == Handling::Strict {
+                    return Err(bad(format!("search parameter {c} is not supported yet")));
+                }
+                ignored.push(name.clone());
+                continue;
+            }
+            _ => {}
+        }
+        let values = split_or(value);
+        if values.iter().any(String::is_empty) && modifier != Some("missing") {
+            return Err(bad(format!("empty value for search parameter {name}")));
+        }
+        let mut any_of = Vec::new();
+        let unsupported = |why: String, ignored: &mut Vec<String>| -> Result<(), CoreError> {
+            if handling == Handling::Strict {
+                Err(bad(why))
+            } else {
+                ignored.push(name.clone());
+                Ok(())
+            }
+        };
+        if code == "_id" {
+            if modifier.is_some() {
+                unsupported(
+                    format!(
+                        "modifier :{} on _id is not supported",
+                        modifier.unwrap_or_default()
+                    ),
+                    &mut ignored,
+                )?;
+                continue;
+            }
+            any_of.extend(values.iter().map(|v| Predicate::Id(v.clone())));
+        } else if code == "_lastUpdated" {
+            if modifier.is_some() {
+                return Err(bad("_lastUpdated takes no modifier"));
+            }
+            for v in &values {
+                any_of.push(date_predicate(None, v)?);
+            }
+        } else if code.contains('.') || code == "_has" {
+            unsupported(
+                format!("chained search ({name}) is not supported yet"),
+                &mut ignored,
+            )?;
+            continue;
+        } else {
+            let Some(ty) = resource_type else {
+                unsupported(
+                    format!("parameter {code} needs a resource type"),
+                    &mut ignored,
+                )?;
+                continue;
+            };
+            let Some(def) = registry().search_param(ty, code) else {
+                unsupported(
+                    format!("unknown search parameter {code} for {ty}"),
+                    &mut ignored,
+                )?;
+                continue;
+            };
+            if modifier == Some("missing") {
+                let missing = match value.as_str() {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err(bad(format!("{name} takes true or false"))),
+                };
+                let Some(table) = table_for(def.kind) else {
+                    unsupported(format!("{code}:missing is not supported"), &mut ignored)?;
+                    continue;
+                };
+                query.filters.push(Filter::one(Predicate::Missing {
+                    param: code.to_string(),
+                    table,
+                    missing,
+                }));
+                continue;
+            }
+            for v in &values {
+                let p = match (def.kind, modifier) {
+                    (SearchParamType::Reference, None) => reference_value(code, None, v)?,
+                    (SearchParamType::Reference, Some(m)) if registry().is_resource_type(m) => {
+                        reference_value(code, Some(m), v)?
+                    }
+                    (SearchParamType::Token, None) => token_value(code, false, v)?,
+                    (SearchParamType::Token, Some("not")) => token_value(code, true, v)?,
+                    (SearchParamType::String, None) => Predicate::String {
+                        param: code.to_string(),
+                        value: normalize_string(v),
+                        mode: StringMode::Start,
+                    },
+                    (SearchParamType::String, Some("exact")) => Predicate::String {
+                        param: code.to_string(),
+                        value: v.clone(),
+                        mode: StringMode::Exact,
+                    },
+                    (SearchParamType::String, Some("contains")) => Predicate::String {
+                        param: code.to_string(),
+                        value: normalize_string(v),
+                        mode: StringMode::Contains,
+                    },
+                    (SearchParamType::Date, None) => date_predicate(Some(code), v)?,
+                    (SearchParamType::Uri, None) => Predicate::Uri {
+                        param: code.to_string(),
+                        value: v.clone(),
+                    },
+                    (kind, m) => {
+                        let what = match m {
+                            Some(m) => format!("{code}:{m}"),
+                            None => format!("{code} ({kind:?} parameters)"),
+                        };
+                        unsupported(
+                            format!("search on {what} is not supported yet"),
+                            &mut ignored,
+                        )?;
+                        any_of.clear();
+                        break;
+                    }
+                };
+                any_of.push(p);
+            }
+            if any_of.is_empty() {
+                continue;
+            }
+        }
+        // `:not` with several values means none of them: AND of negations
+        if any_of
+            .iter()
+            .all(|p| matches!(p, Predicate::Token { negate: true, .. }))
+        {
+            for p in any_of {
+                query.filters.push(Filter::one(p));
+            }
+        } else {
+            query.filters.push(Filter { any_of });
+        }
+    }
+    Ok(ParsedSearch {
+        query,
+        ignored,
+        count_only,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(q: &str) -> Vec<(String, String)> {
+        form_urlencoded::parse(q.as_bytes()).into_owned().collect()
+    }
+
+    #[test]
+    fn reference_forms() {
+        let p = parse_search(
+            Some("Observation"),
+            &pairs("subject=Patient/1&patient=2&subject:Patient=3"),
+            Handling::Strict,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            p.query.filters[0].any_of[0],
+            Predicate::Reference {
+                param: "subject".into(),
+                target_type: Some("Patient".into()),
+                target_id: "1".into()
+            }
+        );
+        assert_eq!(
+            p.query.filters[1].any_of[0],
+            Predicate::Reference {
+                param: "patient".into(),
+                target_type: None,
+                target_id: "2".into()
+            }
+        );
+        assert_eq!(
+            p.query.filters[2].any_of[0],
+            Predicate::Reference {
+                param: "subject".into(),
+                target_type: Some("Patient".into()),
+                target_id: "3".into()
+            }
+        );
+    }
+
+    #[test]
+    fn tokens_and_or() {
+        let p = parse_search(
+            Some("Patient"),
+            &pairs("identifier=urn:a|1,|2,3"),
+            Handling::Strict,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let any = &p.query.filters[0].any_of;
+        assert_eq!(any.len(), 3);
+        assert!(
+            matches!(&any[0], Predicate::Token { system: TokenSystem::Is(s), code, .. } if s == "urn:a" && code == "1")
+        );
+        assert!(matches!(
+            &any[1],
+            Predicate::Token {
+                system: TokenSystem::None,
+                ..
+            }
+        ));
+        assert!(matches!(
+            &any[2],
+            Predicate::Token {
+                system: TokenSystem::Any,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn unknown_parameters_strict_and_lenient() {
+        let err = parse_search(Some("Patient"), &pairs("nonsense=1"), Handling::Strict);
+        assert!(matches!(err, Err(CoreError::BadRequest(_))));
+        let ok = parse_search(Some("Patient"), &pairs("nonsense=1"), Handling::Lenient)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(ok.ignored, vec!["nonsense".to_string()]);
+        assert!(ok.query.filters.is_empty());
+    }
+
+    #[test]
+    fn bad_values_are_400() {
+        for q in [
+            "_count=x",
+            "_lastUpdated=yesterday",
+            "birthdate=2020-13",
+            "_total=maybe",
+            "subject=",
+        ] {
+            let r = parse_search(
+                Some(if q.starts_with("subject") {
+                    "Observation"
+                } else {
+                    "Patient"
+                }),
+                &pairs(q),
+                Handling::Lenient,
+            );
+            assert!(matches!(r, Err(CoreError::BadRequest(_))), "{q}");
+        }
+    }
+
+    #[test]
+    fn escaped_commas() {
+        assert_eq!(
+            split_or(r"a\,b,c"),
+            vec!["a,b".to_string(), "c".to_string()]
+        );
+    }
+}

@@ -1,0 +1,129 @@
+//! The CapabilityStatement, generated from what the server really supports: every R4 resource type with the
+//! same interactions, and per type the search parameters the search parser and the index extractor both
+//! handle. `capability-statement.json` beside this crate is the committed copy; a test keeps them equal.
+
+use continuum_fhir::registry::{registry, SearchParamType};
+use serde_json::{json, Value};
+
+/// Parameter types the search parser turns into store predicates.
+fn searchable(kind: SearchParamType) -> bool {
+    matches!(
+        kind,
+        SearchParamType::Reference
+            | SearchParamType::Token
+            | SearchParamType::String
+            | SearchParamType::Date
+            | SearchParamType::Uri
+    )
+}
+
+fn type_name(kind: SearchParamType) -> &'static str {
+    match kind {
+        SearchParamType::Number => "number",
+        SearchParamType::Date => "date",
+        SearchParamType::String => "string",
+        SearchParamType::Token => "token",
+        SearchParamType::Reference => "reference",
+        SearchParamType::Composite => "composite",
+        SearchParamType::Quantity => "quantity",
+        SearchParamType::Uri => "uri",
+        SearchParamType::Special => "special",
+    }
+}
+
+pub fn capability_statement(base: &str) -> Value {
+    let reg = registry();
+    let interactions: Vec<Value> = [
+        "read",
+        "vread",
+        "update",
+        "patch",
+        "delete",
+        "history-instance",
+        "history-type",
+        "create",
+        "search-type",
+    ]
+    .iter()
+    .map(|c| json!({"code": c}))
+    .collect();
+    let resources: Vec<Value> = reg
+        .resource_types()
+        .iter()
+        .map(|ty| {
+            let mut params = vec![
+                json!({"name": "_id", "definition": "http://hl7.org/fhir/SearchParameter/Resource-id", "type": "token"}),
+                json!({"name": "_lastUpdated", "definition": "http://hl7.org/fhir/SearchParameter/Resource-lastUpdated", "type": "date"}),
+            ];
+            for p in reg.search_params_for(ty) {
+                if p.code.starts_with('_') || !searchable(p.kind) {
+                    continue;
+                }
+                let Some(expr) = &p.expression else { continue };
+                if !continuum_fhir::fhirpath::is_supported(expr) {
+                    continue;
+                }
+                params.push(json!({"name": p.code, "definition": p.url, "type": type_name(p.kind)}));
+            }
+            json!({
+                "type": ty,
+                "profile": format!("http://hl7.org/fhir/StructureDefinition/{ty}"),
+                "interaction": interactions,
+                "versioning": "versioned-update",
+                "readHistory": true,
+                "updateCreate": true,
+                "conditionalCreate": true,
+                "conditionalRead": "not-supported",
+                "conditionalUpdate": true,
+                "conditionalDelete": "single",
+                "searchParam": params,
+            })
+        })
+        .collect();
+    json!({
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": "2026-11-22",
+        "publisher": "Continuum",
+        "kind": "instance",
+        "software": {"name": "Continuum", "version": env!("CARGO_PKG_VERSION")},
+        "implementation": {"description": "Continuum FHIR R4 server", "url": base},
+        "fhirVersion": "4.0.1",
+        "format": ["application/fhir+json", "json"],
+        "patchFormat": ["application/json-patch+json"],
+        "rest": [{
+            "mode": "server",
+            "resource": resources,
+            "interaction": [
+                {"code": "transaction"}, {"code": "batch"}, {"code": "search-system"}, {"code": "history-system"}
+            ],
+            "searchParam": [
+                {"name": "_id", "type": "token"},
+                {"name": "_lastUpdated", "type": "date"},
+                {"name": "_type", "type": "token"}
+            ]
+        }]
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The committed statement must equal the generated one. Regenerate with
+    /// `UPDATE_CAPABILITY=1 cargo test -p continuum-web capability`.
+    #[test]
+    fn committed_capability_statement_matches_generated() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/capability-statement.json");
+        let generated = capability_statement("http://localhost:8080/fhir");
+        let text = serde_json::to_string_pretty(&generated).unwrap_or_default() + "\n";
+        if std::env::var("UPDATE_CAPABILITY").is_ok() {
+            std::fs::write(path, &text).unwrap_or_else(|e| panic!("write {path}: {e}"));
+        }
+        let committed = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            committed == text,
+            "capability-statement.json is stale: run UPDATE_CAPABILITY=1 cargo test -p continuum-web capability"
+        );
+    }
+}
