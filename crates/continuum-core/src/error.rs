@@ -26,6 +26,10 @@ pub enum CoreError {
     /// 501: a known FHIR feature this server does not implement.
     #[error("{0}")]
     NotImplemented(String),
+    /// 409: the write kept conflicting with concurrent transactions; the client may retry. Inside a write
+    /// closure this variant tells the store to run the closure again.
+    #[error("the write conflicted with concurrent changes; retry it")]
+    Contention,
     /// 500: internal failure; the detail is logged, never shown.
     #[error("internal error")]
     Internal(String),
@@ -37,7 +41,7 @@ impl CoreError {
             CoreError::BadRequest(_) => 400,
             CoreError::NotFound(_) => 404,
             CoreError::Gone(_) => 410,
-            CoreError::Conflict(_) => 409,
+            CoreError::Conflict(_) | CoreError::Contention => 409,
             CoreError::PreconditionFailed(_) => 412,
             CoreError::Unprocessable(_) => 422,
             CoreError::NotImplemented(_) => 501,
@@ -63,9 +67,7 @@ impl From<StoreError> for CoreError {
                 })
             }
             StoreError::NotFound(t, i) => CoreError::NotFound(format!("{t}/{i} is not known")),
-            StoreError::Contention => CoreError::Conflict(
-                "the write conflicted with a concurrent change; retry it".into(),
-            ),
+            StoreError::Contention => CoreError::Contention,
             StoreError::InvalidQuery(m) => CoreError::BadRequest(m),
             StoreError::InvalidResource(m) => CoreError::BadRequest(m),
             StoreError::Aborted => {

@@ -251,7 +251,7 @@ fn found_or_skip(found: Option<PathBuf>, ci: bool) -> Option<PathBuf> {
 /// For tests: the URL of a fresh database, or `None` (after a loud notice) when PostgreSQL is not installed.
 /// Panics when the binaries exist but the cluster cannot be started: that is a real failure, not a skip.
 ///
-/// ```ignore
+/// ```text
 /// let Some(url) = continuum_testkit::pg::fresh_database_or_skip() else { return; };
 /// ```
 pub fn fresh_database_or_skip() -> Option<String> {

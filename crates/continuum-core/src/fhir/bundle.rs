@@ -206,7 +206,7 @@ fn rewrite_references(
                                 let target = match resolved.get(&key) {
                                     Some(t) => t.clone(),
                                     None => {
-                                        let t = match match_criteria(tx, ty, q)? {
+                                        let t = match match_criteria(tx, ty, q, false)? {
                                             Matched::One(r) => format!("{ty}/{}", r.id),
                                             Matched::None => {
                                                 return Err(CoreError::PreconditionFailed(format!(
@@ -275,7 +275,7 @@ fn resolve(
     match e.verb {
         Verb::Post => {
             if let Some(q) = &e.if_none_exist {
-                if let Matched::One(existing) = match_criteria(tx, ty, q)? {
+                if let Matched::One(existing) = match_criteria(tx, ty, q, true)? {
                     map_full_url(ids, e, &format!("{ty}/{}", existing.id));
                     return Ok(Plan::Existing(existing));
                 }
@@ -287,7 +287,7 @@ fn resolve(
         Verb::Put | Verb::Patch => {
             let id = match (&e.id, &e.query) {
                 (Some(id), _) => id.clone(),
-                (None, Some(q)) => match match_criteria(tx, ty, q)? {
+                (None, Some(q)) => match match_criteria(tx, ty, q, true)? {
                     Matched::One(r) => r.id,
                     Matched::None => e
                         .resource
@@ -306,7 +306,7 @@ fn resolve(
             (Some(id), _) => Ok(Plan::Delete {
                 id: Some(id.clone()),
             }),
-            (None, Some(q)) => match match_criteria(tx, ty, q)? {
+            (None, Some(q)) => match match_criteria(tx, ty, q, true)? {
                 Matched::One(r) => Ok(Plan::Delete { id: Some(r.id) }),
                 Matched::None => Ok(Plan::Delete { id: None }),
             },

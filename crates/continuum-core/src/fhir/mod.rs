@@ -83,6 +83,8 @@ pub(crate) fn write_tx<T>(
                 out = Some(v);
                 Ok(())
             }
+            // the store runs the closure again on contention
+            Err(CoreError::Contention) => Err(StoreError::Contention),
             Err(e) => {
                 failure = Some(e);
                 Err(StoreError::Aborted)
@@ -172,13 +174,20 @@ pub(crate) enum Matched {
     One(StoredResource),
 }
 
+/// Look up conditional criteria inside a write transaction. `guard` serialises with other transactions using
+/// the same criteria: needed when the outcome decides a write (conditional create/update/delete), and left out
+/// for conditional references, which only read — guarding those makes bundles that share practitioners and
+/// organisations wait on, and deadlock with, each other.
 pub(crate) fn match_criteria(
     tx: &mut dyn WriteTx,
     resource_type: &str,
     query: &str,
+    guard: bool,
 ) -> Result<Matched, CoreError> {
     let (q, key) = criteria(resource_type, query)?;
-    tx.guard(&key)?;
+    if guard {
+        tx.guard(&key)?;
+    }
     let mut page = tx.search(&q)?;
     match page.matches.len() {
         0 => Ok(Matched::None),
@@ -234,7 +243,7 @@ impl Fhir {
         }
         write_tx(self.store.as_ref(), |tx| {
             if let Some(query) = if_none_exist {
-                if let Matched::One(existing) = match_criteria(tx, resource_type, query)? {
+                if let Matched::One(existing) = match_criteria(tx, resource_type, query, true)? {
                     return Ok(Saved::from_stored(existing, false));
                 }
             }
@@ -336,7 +345,7 @@ impl Fhir {
             .map(str::to_string);
         let fresh = (self.new_id)();
         write_tx(self.store.as_ref(), |tx| {
-            let id = match match_criteria(tx, resource_type, query)? {
+            let id = match match_criteria(tx, resource_type, query, true)? {
                 Matched::One(existing) => {
                     if let Some(b) = &body_id {
                         if *b != existing.id {
@@ -388,7 +397,7 @@ impl Fhir {
     ) -> Result<Option<i64>, CoreError> {
         check_type(resource_type)?;
         write_tx(self.store.as_ref(), |tx| {
-            match match_criteria(tx, resource_type, query)? {
+            match match_criteria(tx, resource_type, query, true)? {
                 Matched::None => Ok(None),
                 Matched::One(existing) => Ok(tx.delete(
                     resource_type,
@@ -568,6 +577,7 @@ pub fn outcome_of(err: &CoreError) -> Value {
         CoreError::NotFound(m) => OperationOutcome::error(IssueType::NotFound, m.clone()),
         CoreError::Gone(m) => OperationOutcome::error(IssueType::Deleted, m.clone()),
         CoreError::Conflict(m) => OperationOutcome::error(IssueType::Conflict, m.clone()),
+        CoreError::Contention => OperationOutcome::error(IssueType::Conflict, err.to_string()),
         CoreError::PreconditionFailed(m) => OperationOutcome::error(IssueType::Conflict, m.clone()),
         CoreError::Unprocessable(issues) => OperationOutcome {
             issues: issues.clone(),

@@ -1,6 +1,5 @@
-//! Write throughput, printed, not asserted (the import target is 5,000 resources/s on two cores). Ignored by
-//! default because it takes a while; run with
-//! `cargo test -p continuum-store-postgres --release --test throughput -- --ignored --nocapture`.
+//! Store-level write throughput on PostgreSQL, printed, not asserted (the import target is 5,000 resources/s
+//! on two cores): `cargo run -p continuum-store-postgres --release --example throughput`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
@@ -57,9 +56,7 @@ fn run(store: &PostgresStore, writers: usize, make: Make) -> f64 {
     TOTAL as f64 / start.elapsed().as_secs_f64()
 }
 
-#[test]
-#[ignore = "benchmark; run explicitly"]
-fn write_throughput() {
+fn main() {
     let kinds: [(&str, Make); 2] = [("Patient", patient), ("Observation", observation)];
     for (name, make) in kinds {
         let index_rows =
