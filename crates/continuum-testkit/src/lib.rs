@@ -1,4 +1,6 @@
 //! Dev-only helpers for tests and benchmarks. Never linked into the `continuum` binary's serve path.
 
 pub mod pg;
-pub mod synth;
+/// The synthetic data generator now lives in `continuum-seed` (it is a product feature: `continuum seed`);
+/// re-exported under its old name so tests and benchmarks keep their imports.
+pub use continuum_seed as synth;

@@ -16,7 +16,7 @@
 //! same input gives byte-identical JSON, and no clock or OS randomness is read.
 //!
 //! Does not own: loading the bundles (that is the importer's job), terminology lookups (the few codes used
-//! are built in, see `synth/terms.rs`), or clinical plausibility beyond "looks like a real chart". Never use
+//! are built in, see `terms.rs`), or clinical plausibility beyond "looks like a real chart". Never use
 //! the output as clinical content.
 
 mod patient;
