@@ -132,11 +132,49 @@ pub enum Predicate {
         table: IndexTable,
         missing: bool,
     },
+    /// `[prefix]value` on a number parameter; `low..high` is the value's implicit precision range.
+    Number {
+        param: String,
+        cmp: Comparator,
+        value: f64,
+        low: f64,
+        high: f64,
+    },
+    /// `[prefix]value|system|code` on a quantity parameter (`system` and `code` optional).
+    Quantity {
+        param: String,
+        cmp: Comparator,
+        value: f64,
+        low: f64,
+        high: f64,
+        system: Option<String>,
+        code: Option<String>,
+    },
     /// The resource belongs to the compartment of `target_type/target_id` through one of `params`.
     Compartment {
         target_type: String,
         target_id: String,
         params: Vec<String>,
+    },
+    /// Any resource in the compartment of `target_type/target_id` (system-wide, for `$everything`): `members`
+    /// lists, per resource type, the parameters that link it; the compartment's own resource is included.
+    InCompartment {
+        target_type: String,
+        target_id: String,
+        members: Vec<(String, Vec<String>)>,
+    },
+    /// Chained parameter: `param` references a resource of one of the `targets` types matching that type's
+    /// filters (`subject:Patient.name=x`). Chains nest.
+    Chain {
+        param: String,
+        targets: Vec<(String, Vec<Filter>)>,
+    },
+    /// Reverse chain (`_has:Observation:patient:code=x`): some `source_type` resource references this one through
+    /// `param` and matches `filters`.
+    Has {
+        source_type: String,
+        param: String,
+        filters: Vec<Filter>,
     },
 }
 

@@ -8,7 +8,9 @@ use continuum_fhir::index::token_hash;
 use continuum_fhir::registry::param_id;
 use continuum_fhir::{IndexEntry, IndexValue};
 
-use crate::search::{Comparator, IndexTable, Predicate, SearchQuery, StringMode, TokenSystem};
+use crate::search::{
+    Comparator, Filter, IndexTable, Predicate, SearchQuery, StringMode, TokenSystem,
+};
 use crate::{HistoryQuery, Result, StoreError};
 
 /// A bound value.
@@ -255,21 +257,88 @@ fn range_condition(
     }
 }
 
-fn pid_for(q: &SearchQuery, param: &str) -> Result<i64> {
-    let ty = q.resource_type.as_deref().ok_or_else(|| {
+fn pid_for(ty: Option<&str>, param: &str) -> Result<i64> {
+    let ty = ty.ok_or_else(|| {
         StoreError::InvalidQuery(format!("parameter {param} needs a resource type"))
     })?;
     Ok(param_id(ty, param))
 }
 
-fn predicate(b: &mut Builder, q: &SearchQuery, p: &Predicate) -> Result<()> {
+/// Comparison of a stored number column against a query value with its implicit precision range
+/// `[low, high)` (FHIR R4 search, number: `100` means [99.5, 100.5)).
+fn number_condition(b: &mut Builder, col: &str, cmp: Comparator, value: f64, low: f64, high: f64) {
+    let real = |b: &mut Builder, v: f64| b.bind(SqlValue::Real(v));
+    match cmp {
+        Comparator::Eq => {
+            b.push(&format!("({col} >= "));
+            real(b, low);
+            b.push(&format!(" AND {col} < "));
+            real(b, high);
+            b.push(")");
+        }
+        Comparator::Ne => {
+            b.push(&format!("NOT ({col} >= "));
+            real(b, low);
+            b.push(&format!(" AND {col} < "));
+            real(b, high);
+            b.push(")");
+        }
+        Comparator::Gt | Comparator::Sa => {
+            b.push(&format!("{col} > "));
+            real(b, value);
+        }
+        Comparator::Lt | Comparator::Eb => {
+            b.push(&format!("{col} < "));
+            real(b, value);
+        }
+        Comparator::Ge => {
+            b.push(&format!("{col} >= "));
+            real(b, value);
+        }
+        Comparator::Le => {
+            b.push(&format!("{col} <= "));
+            real(b, value);
+        }
+        Comparator::Ap => {
+            // approximately: within 10% of the value
+            let slack = (value * 0.1).abs();
+            b.push(&format!("({col} >= "));
+            real(b, value - slack);
+            b.push(&format!(" AND {col} <= "));
+            real(b, value + slack);
+            b.push(")");
+        }
+    }
+}
+
+fn filters_sql(b: &mut Builder, ty: Option<&str>, alias: &str, filters: &[Filter]) -> Result<()> {
+    for f in filters {
+        if f.any_of.is_empty() {
+            continue;
+        }
+        b.push(" AND (");
+        for (i, p) in f.any_of.iter().enumerate() {
+            if i > 0 {
+                b.push(" OR ");
+            }
+            predicate(b, ty, alias, p)?;
+        }
+        b.push(")");
+    }
+    Ok(())
+}
+
+/// One predicate on the resource row `alias` (of type `ty` when known).
+fn predicate(b: &mut Builder, ty: Option<&str>, alias: &str, p: &Predicate) -> Result<()> {
+    let pk_in = |negate: bool| format!("{alias}.pk {}IN (", if negate { "NOT " } else { "" });
     match p {
         Predicate::Id(id) => {
-            b.push("r.id = ");
+            b.push(&format!("{alias}.id = "));
             b.text(id);
         }
         Predicate::LastUpdated { cmp, low, high } => {
-            range_condition(b, "r.last_updated", "r.last_updated", *cmp, *low, *high)
+            let col = format!("{alias}.last_updated");
+            range_condition(b, &col, &col, *cmp, *low, *high)
         }
         Predicate::Token {
             param,
@@ -277,12 +346,8 @@ fn predicate(b: &mut Builder, q: &SearchQuery, p: &Predicate) -> Result<()> {
             code,
             negate,
         } => {
-            let pid = pid_for(q, param)?;
-            b.push(if *negate {
-                "r.pk NOT IN ("
-            } else {
-                "r.pk IN ("
-            });
+            let pid = pid_for(ty, param)?;
+            b.push(&pk_in(*negate));
             b.push("SELECT res_pk FROM idx_token WHERE pid = ");
             b.int(pid);
             match system {
@@ -307,8 +372,9 @@ fn predicate(b: &mut Builder, q: &SearchQuery, p: &Predicate) -> Result<()> {
             b.push(")");
         }
         Predicate::String { param, value, mode } => {
-            let pid = pid_for(q, param)?;
-            b.push("r.pk IN (SELECT res_pk FROM idx_string WHERE pid = ");
+            let pid = pid_for(ty, param)?;
+            b.push(&pk_in(false));
+            b.push("SELECT res_pk FROM idx_string WHERE pid = ");
             b.int(pid);
             match mode {
                 StringMode::Exact => {
@@ -339,8 +405,9 @@ fn predicate(b: &mut Builder, q: &SearchQuery, p: &Predicate) -> Result<()> {
             target_type,
             target_id,
         } => {
-            let pid = pid_for(q, param)?;
-            b.push("r.pk IN (SELECT res_pk FROM idx_reference WHERE pid = ");
+            let pid = pid_for(ty, param)?;
+            b.push(&pk_in(false));
+            b.push("SELECT res_pk FROM idx_reference WHERE pid = ");
             b.int(pid);
             b.push(" AND target_id = ");
             b.text(target_id);
@@ -356,16 +423,67 @@ fn predicate(b: &mut Builder, q: &SearchQuery, p: &Predicate) -> Result<()> {
             low,
             high,
         } => {
-            let pid = pid_for(q, param)?;
-            b.push("r.pk IN (SELECT res_pk FROM idx_date WHERE pid = ");
+            let pid = pid_for(ty, param)?;
+            b.push(&pk_in(false));
+            b.push("SELECT res_pk FROM idx_date WHERE pid = ");
             b.int(pid);
             b.push(" AND ");
             range_condition(b, "low", "high", *cmp, *low, *high);
             b.push(")");
         }
+        Predicate::Number {
+            param,
+            cmp,
+            value,
+            low,
+            high,
+        } => {
+            let pid = pid_for(ty, param)?;
+            b.push(&pk_in(false));
+            b.push("SELECT res_pk FROM idx_number WHERE pid = ");
+            b.int(pid);
+            b.push(" AND ");
+            number_condition(b, "value", *cmp, *value, *low, *high);
+            b.push(")");
+        }
+        Predicate::Quantity {
+            param,
+            cmp,
+            value,
+            low,
+            high,
+            system,
+            code,
+        } => {
+            let pid = pid_for(ty, param)?;
+            b.push(&pk_in(false));
+            b.push("SELECT res_pk FROM idx_quantity WHERE pid = ");
+            b.int(pid);
+            b.push(" AND ");
+            number_condition(b, "value", *cmp, *value, *low, *high);
+            match (system, code) {
+                (Some(sys), Some(c)) => {
+                    b.push(" AND system = ");
+                    b.text(sys);
+                    b.push(" AND code = ");
+                    b.text(c);
+                }
+                (None, Some(c)) => {
+                    // `value||code`: the code or the human unit
+                    b.push(" AND (code = ");
+                    b.text(c);
+                    b.push(" OR unit = ");
+                    b.text(c);
+                    b.push(")");
+                }
+                _ => {}
+            }
+            b.push(")");
+        }
         Predicate::Uri { param, value } => {
-            let pid = pid_for(q, param)?;
-            b.push("r.pk IN (SELECT res_pk FROM idx_uri WHERE pid = ");
+            let pid = pid_for(ty, param)?;
+            b.push(&pk_in(false));
+            b.push("SELECT res_pk FROM idx_uri WHERE pid = ");
             b.int(pid);
             b.push(" AND value = ");
             b.text(value);
@@ -376,12 +494,8 @@ fn predicate(b: &mut Builder, q: &SearchQuery, p: &Predicate) -> Result<()> {
             table,
             missing,
         } => {
-            let pid = pid_for(q, param)?;
-            b.push(if *missing {
-                "r.pk NOT IN ("
-            } else {
-                "r.pk IN ("
-            });
+            let pid = pid_for(ty, param)?;
+            b.push(&pk_in(*missing));
             b.push("SELECT res_pk FROM ");
             b.push(table.name());
             b.push(" WHERE pid = ");
@@ -393,28 +507,100 @@ fn predicate(b: &mut Builder, q: &SearchQuery, p: &Predicate) -> Result<()> {
             target_id,
             params,
         } => {
-            let ty = q.resource_type.as_deref().ok_or_else(|| {
+            let ty = ty.ok_or_else(|| {
                 StoreError::InvalidQuery("compartment search needs a resource type".into())
             })?;
-            if params.is_empty() {
-                b.push("1 = 0");
-                return Ok(());
-            }
-            b.push("r.pk IN (SELECT res_pk FROM idx_reference WHERE target_type = ");
+            compartment(
+                b,
+                alias,
+                target_type,
+                target_id,
+                &params.iter().map(|p| param_id(ty, p)).collect::<Vec<_>>(),
+            );
+        }
+        Predicate::InCompartment {
+            target_type,
+            target_id,
+            members,
+        } => {
+            // everything in the compartment, whatever its type, plus the compartment's own resource
+            let pids: Vec<i64> = members
+                .iter()
+                .flat_map(|(t, params)| params.iter().map(move |p| param_id(t, p)))
+                .collect();
+            b.push("((");
+            b.push(&format!("{alias}.type = "));
             b.text(target_type);
-            b.push(" AND target_id = ");
+            b.push(&format!(" AND {alias}.id = "));
             b.text(target_id);
-            b.push(" AND pid IN (");
-            for (i, p) in params.iter().enumerate() {
+            b.push(") OR ");
+            compartment(b, alias, target_type, target_id, &pids);
+            b.push(")");
+        }
+        Predicate::Chain { param, targets } => {
+            // The reference points at a resource that matches the inner filters (FHIR chained parameters).
+            let pid = pid_for(ty, param)?;
+            let inner = format!("{alias}c");
+            b.push(&pk_in(false));
+            b.push("SELECT x.res_pk FROM idx_reference x JOIN resource ");
+            b.push(&inner);
+            b.push(&format!(
+                " ON {inner}.type = x.target_type AND {inner}.id = x.target_id WHERE x.pid = "
+            ));
+            b.int(pid);
+            b.push(&format!(" AND {inner}.deleted = 0 AND ("));
+            if targets.is_empty() {
+                b.push("1 = 0");
+            }
+            for (i, (target_type, filters)) in targets.iter().enumerate() {
                 if i > 0 {
-                    b.push(", ");
+                    b.push(" OR ");
                 }
-                b.int(param_id(ty, p));
+                b.push(&format!("({inner}.type = "));
+                b.text(target_type);
+                filters_sql(b, Some(target_type), &inner, filters)?;
+                b.push(")");
             }
             b.push("))");
         }
+        Predicate::Has {
+            source_type,
+            param,
+            filters,
+        } => {
+            // Some `source_type` resource refers to this one through `param` and matches the filters (`_has`).
+            let pid = param_id(source_type, param);
+            let src = format!("{alias}h");
+            b.push(&format!("{alias}.id IN (SELECT x.target_id FROM idx_reference x JOIN resource {src} ON {src}.pk = x.res_pk WHERE x.pid = "));
+            b.int(pid);
+            b.push(&format!(" AND (x.target_type = {alias}.type OR x.target_type IS NULL) AND {src}.deleted = 0 AND {src}.type = "));
+            b.text(source_type);
+            filters_sql(b, Some(source_type), &src, filters)?;
+            b.push(")");
+        }
     }
     Ok(())
+}
+
+fn compartment(b: &mut Builder, alias: &str, target_type: &str, target_id: &str, pids: &[i64]) {
+    if pids.is_empty() {
+        b.push("1 = 0");
+        return;
+    }
+    b.push(&format!(
+        "{alias}.pk IN (SELECT res_pk FROM idx_reference WHERE target_id = "
+    ));
+    b.text(target_id);
+    b.push(" AND target_type = ");
+    b.text(target_type);
+    b.push(" AND pid IN (");
+    for (i, pid) in pids.iter().enumerate() {
+        if i > 0 {
+            b.push(", ");
+        }
+        b.int(*pid);
+    }
+    b.push("))");
 }
 
 fn where_clause(b: &mut Builder, q: &SearchQuery, with_cursor: bool) -> Result<()> {
@@ -438,20 +624,7 @@ fn where_clause(b: &mut Builder, q: &SearchQuery, with_cursor: bool) -> Result<(
             b.int(after);
         }
     }
-    for f in &q.filters {
-        if f.any_of.is_empty() {
-            continue;
-        }
-        b.push(" AND (");
-        for (i, p) in f.any_of.iter().enumerate() {
-            if i > 0 {
-                b.push(" OR ");
-            }
-            predicate(b, q, p)?;
-        }
-        b.push(")");
-    }
-    Ok(())
+    filters_sql(b, q.resource_type.as_deref(), "r", &q.filters)
 }
 
 /// The page query: selects [`VERSION_COLUMNS`] (with `r.pk` as the cursor column) of up to `count + 1` rows,

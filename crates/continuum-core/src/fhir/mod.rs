@@ -4,6 +4,7 @@
 
 mod bundle;
 pub mod params;
+pub mod shape;
 mod writer;
 
 use std::sync::Arc;
@@ -142,6 +143,13 @@ fn criteria(
     resource_type: &str,
     query: &str,
 ) -> Result<(continuum_store::SearchQuery, String), CoreError> {
+    // Why a `Type?` prefix is accepted: R4 defines ifNoneExist / If-None-Exist as the query alone, but HL7's
+    // own R4 examples (Bundle "xds") write `Patient?identifier=...`, and common servers accept both forms.
+    let query = query
+        .strip_prefix(resource_type)
+        .and_then(|q| q.strip_prefix('?'))
+        .or_else(|| query.strip_prefix('?'))
+        .unwrap_or(query);
     let mut pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
         .into_owned()
         .collect();
@@ -539,21 +547,123 @@ impl Fhir {
             check_type(t)?;
         }
         let parsed = parse_search(resource_type, params, handling)?;
-        let page = self.store.search(&parsed.query)?;
         let path = match resource_type {
             Some(t) => format!("{base}/{t}"),
             None => base.to_string(),
         };
-        let links = writer::page_links(&path, params, page.next);
+        self.searchset(base, &path, params, parsed)
+    }
+
+    /// Compartment search: `GET [base]/Patient/123/Observation?...` — the type's search restricted to the
+    /// resources linked to the compartment's resource by the R4 CompartmentDefinition.
+    pub fn compartment_search(
+        &self,
+        base: &str,
+        compartment: &str,
+        id: &str,
+        resource_type: &str,
+        params: &[(String, String)],
+        handling: Handling,
+    ) -> Result<Vec<u8>, CoreError> {
+        check_type(compartment)?;
+        check_type(resource_type)?;
+        let Some(members) = registry().compartments.get(compartment) else {
+            return Err(CoreError::NotFound(format!(
+                "{compartment} does not define a compartment"
+            )));
+        };
+        let link = members.get(resource_type).cloned().unwrap_or_default();
+        let mut parsed = parse_search(Some(resource_type), params, handling)?;
+        parsed.query.filters.push(continuum_store::Filter::one(
+            continuum_store::Predicate::Compartment {
+                target_type: compartment.to_string(),
+                target_id: id.to_string(),
+                params: link,
+            },
+        ));
+        let path = format!("{base}/{compartment}/{id}/{resource_type}");
+        self.searchset(base, &path, params, parsed)
+    }
+
+    /// `Patient/{id}/$everything`: the patient and every resource in the patient's compartment, paged.
+    pub fn everything(
+        &self,
+        base: &str,
+        patient_id: &str,
+        params: &[(String, String)],
+    ) -> Result<Vec<u8>, CoreError> {
+        self.read("Patient", patient_id)?;
+        let members: Vec<(String, Vec<String>)> = registry()
+            .compartments
+            .get("Patient")
+            .map(|m| m.iter().map(|(t, p)| (t.clone(), p.clone())).collect())
+            .unwrap_or_default();
+        let mut shaping: Vec<(String, String)> = Vec::new();
+        for (k, v) in params {
+            match k.as_str() {
+                "_count" | "_cursor" | "_format" | "_pretty" | "_type" | "_elements" => {
+                    shaping.push((k.clone(), v.clone()))
+                }
+                "_since" => shaping.push(("_lastUpdated".into(), format!("ge{v}"))),
+                other => {
+                    return Err(bad(format!(
+                        "$everything does not take the parameter {other}"
+                    )))
+                }
+            }
+        }
+        let mut parsed = parse_search(None, &shaping, Handling::Strict)?;
+        parsed.query.filters.push(continuum_store::Filter::one(
+            continuum_store::Predicate::InCompartment {
+                target_type: "Patient".into(),
+                target_id: patient_id.to_string(),
+                members,
+            },
+        ));
+        let path = format!("{base}/Patient/{patient_id}/$everything");
+        self.searchset(base, &path, params, parsed)
+    }
+
+    fn searchset(
+        &self,
+        base: &str,
+        path: &str,
+        params: &[(String, String)],
+        parsed: ParsedSearch,
+    ) -> Result<Vec<u8>, CoreError> {
+        let page = self.store.search(&parsed.query)?;
+        let (included, truncated) = if parsed.includes.is_empty() && parsed.revincludes.is_empty() {
+            (Vec::new(), None)
+        } else {
+            shape::included(
+                self.store.as_ref(),
+                &page.matches,
+                &parsed.includes,
+                &parsed.revincludes,
+            )?
+        };
+        let links = writer::page_links(path, params, page.next);
         let mut w = BundleWriter::new("searchset", page.total, &links);
-        for m in &page.matches {
-            w.match_entry(base, m);
+        let elements = parsed.elements.as_deref();
+        for (mode, list) in [("match", &page.matches), ("include", &included)] {
+            for r in list {
+                let body = shape::subset(&r.body, elements, parsed.summary);
+                let url = format!("{base}/{}/{}", r.resource_type, r.id);
+                w.entry(
+                    Some(&url),
+                    Some(&body),
+                    serde_json::json!({"search": {"mode": mode}}),
+                );
+            }
         }
         if !parsed.ignored.is_empty() {
             w.outcome_entry(&format!(
                 "ignored unsupported search parameters: {}",
                 parsed.ignored.join(", ")
             ));
+        }
+        if let Some(t) = truncated {
+            w.outcome_entry(&t);
         }
         Ok(w.finish())
     }
@@ -588,4 +698,27 @@ pub fn outcome_of(err: &CoreError) -> Value {
         }
     };
     oo.to_json()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::criteria;
+
+    #[test]
+    fn criteria_accept_a_type_prefix() {
+        let plain = criteria("Patient", "identifier=http://x|1").unwrap().1;
+        assert_eq!(
+            criteria("Patient", "Patient?identifier=http://x|1")
+                .unwrap()
+                .1,
+            plain
+        );
+        assert_eq!(
+            criteria("Patient", "?identifier=http://x|1").unwrap().1,
+            plain
+        );
+        // Another type's prefix is not stripped: it is an unknown parameter, never silently ignored.
+        assert!(criteria("Patient", "Observation?identifier=http://x|1").is_err());
+    }
 }

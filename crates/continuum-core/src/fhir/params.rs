@@ -44,6 +44,62 @@ pub struct ParsedSearch {
     pub ignored: Vec<String>,
     /// `_summary=count`.
     pub count_only: bool,
+    /// `_include` (and `_include:iterate`) specifications.
+    pub includes: Vec<Include>,
+    /// `_revinclude` specifications.
+    pub revincludes: Vec<Include>,
+    /// `_elements`: top-level elements to keep.
+    pub elements: Option<Vec<String>>,
+    /// `_summary=text` or `_summary=data`.
+    pub summary: Option<Summary>,
+}
+
+/// `Source:param[:Target]`, with `iterate` for `:iterate`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Include {
+    pub source: String,
+    pub param: String,
+    pub target: Option<String>,
+    pub iterate: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Summary {
+    Text,
+    Data,
+}
+
+fn parse_include(name: &str, value: &str) -> Result<Include, CoreError> {
+    let iterate = name.ends_with(":iterate") || name.ends_with(":recurse");
+    let mut parts = value.split(':');
+    let (Some(source), Some(param)) = (parts.next(), parts.next()) else {
+        return Err(bad(format!(
+            "{name}={value}: expected Type:parameter[:TargetType]"
+        )));
+    };
+    let target = parts.next().map(str::to_string);
+    if !registry().is_resource_type(source) {
+        return Err(bad(format!("{name}: unknown resource type '{source}'")));
+    }
+    match registry().search_param(source, param) {
+        Some(d) if d.kind == SearchParamType::Reference => {}
+        _ => {
+            return Err(bad(format!(
+                "{name}: {source} has no reference parameter '{param}'"
+            )))
+        }
+    }
+    if let Some(t) = &target {
+        if !registry().is_resource_type(t) {
+            return Err(bad(format!("{name}: unknown target type '{t}'")));
+        }
+    }
+    Ok(Include {
+        source: source.to_string(),
+        param: param.to_string(),
+        target,
+        iterate,
+    })
 }
 
 fn bad(msg: impl Into<String>) -> CoreError {
@@ -158,11 +214,12 @@ pub fn parse_search(
     };
     let mut ignored = Vec::new();
     let mut count_only = false;
+    let mut includes = Vec::new();
+    let mut revincludes = Vec::new();
+    let mut elements = None;
+    let mut summary = None;
     for (name, value) in params {
-        let (code, modifier) = match name.split_once(':') {
-            Some((c, m)) => (c, Some(m)),
-            None => (name.as_str(), None),
-        };
+        let code = name.split(':').next().unwrap_or_default();
         match code {
             "_count" => {
                 let n: usize = value
@@ -191,6 +248,8 @@ pub fn parse_search(
                         query.count = 0;
                     }
                     "false" => {}
+                    "text" => summary = Some(Summary::Text),
+                    "data" => summary = Some(Summary::Data),
                     _ => {
                         if handling == Handling::Strict {
                             return Err(bad(format!("_summary={value} is not supported yet")));
@@ -214,6 +273,24 @@ pub fn parse_search(
                 }
                 continue;
             }
+            "_include" => {
+                includes.push(parse_include(name, value)?);
+                continue;
+            }
+            "_revinclude" => {
+                revincludes.push(parse_include(name, value)?);
+                continue;
+            }
+            "_elements" => {
+                elements = Some(
+                    value
+                        .split(',')
+                        .map(|e| e.trim().to_string())
+                        .filter(|e| !e.is_empty())
+                        .collect(),
+                );
+                continue;
+            }
             c if RESULT_PARAMS.contains(&c) => {
                 if matches!(c, "_format" | "_pretty") {
                     continue;
@@ -226,140 +303,265 @@ pub fn parse_search(
             }
             _ => {}
         }
-        let values = split_or(value);
-        if values.iter().any(String::is_empty) && modifier != Some("missing") {
-            return Err(bad(format!("empty value for search parameter {name}")));
-        }
-        let mut any_of = Vec::new();
-        let unsupported = |why: String, ignored: &mut Vec<String>| -> Result<(), CoreError> {
-            if handling == Handling::Strict {
-                Err(bad(why))
-            } else {
+        match filters_for(resource_type, name, value)? {
+            Ok(filters) => query.filters.extend(filters),
+            Err(why) => {
+                if handling == Handling::Strict {
+                    return Err(bad(why));
+                }
                 ignored.push(name.clone());
-                Ok(())
             }
-        };
-        if code == "_id" {
-            if modifier.is_some() {
-                unsupported(
-                    format!(
-                        "modifier :{} on _id is not supported",
-                        modifier.unwrap_or_default()
-                    ),
-                    &mut ignored,
-                )?;
-                continue;
-            }
-            any_of.extend(values.iter().map(|v| Predicate::Id(v.clone())));
-        } else if code == "_lastUpdated" {
-            if modifier.is_some() {
-                return Err(bad("_lastUpdated takes no modifier"));
-            }
-            for v in &values {
-                any_of.push(date_predicate(None, v)?);
-            }
-        } else if code.contains('.') || code == "_has" {
-            unsupported(
-                format!("chained search ({name}) is not supported yet"),
-                &mut ignored,
-            )?;
-            continue;
-        } else {
-            let Some(ty) = resource_type else {
-                unsupported(
-                    format!("parameter {code} needs a resource type"),
-                    &mut ignored,
-                )?;
-                continue;
-            };
-            let Some(def) = registry().search_param(ty, code) else {
-                unsupported(
-                    format!("unknown search parameter {code} for {ty}"),
-                    &mut ignored,
-                )?;
-                continue;
-            };
-            if modifier == Some("missing") {
-                let missing = match value.as_str() {
-                    "true" => true,
-                    "false" => false,
-                    _ => return Err(bad(format!("{name} takes true or false"))),
-                };
-                let Some(table) = table_for(def.kind) else {
-                    unsupported(format!("{code}:missing is not supported"), &mut ignored)?;
-                    continue;
-                };
-                query.filters.push(Filter::one(Predicate::Missing {
-                    param: code.to_string(),
-                    table,
-                    missing,
-                }));
-                continue;
-            }
-            for v in &values {
-                let p = match (def.kind, modifier) {
-                    (SearchParamType::Reference, None) => reference_value(code, None, v)?,
-                    (SearchParamType::Reference, Some(m)) if registry().is_resource_type(m) => {
-                        reference_value(code, Some(m), v)?
-                    }
-                    (SearchParamType::Token, None) => token_value(code, false, v)?,
-                    (SearchParamType::Token, Some("not")) => token_value(code, true, v)?,
-                    (SearchParamType::String, None) => Predicate::String {
-                        param: code.to_string(),
-                        value: normalize_string(v),
-                        mode: StringMode::Start,
-                    },
-                    (SearchParamType::String, Some("exact")) => Predicate::String {
-                        param: code.to_string(),
-                        value: v.clone(),
-                        mode: StringMode::Exact,
-                    },
-                    (SearchParamType::String, Some("contains")) => Predicate::String {
-                        param: code.to_string(),
-                        value: normalize_string(v),
-                        mode: StringMode::Contains,
-                    },
-                    (SearchParamType::Date, None) => date_predicate(Some(code), v)?,
-                    (SearchParamType::Uri, None) => Predicate::Uri {
-                        param: code.to_string(),
-                        value: v.clone(),
-                    },
-                    (kind, m) => {
-                        let what = match m {
-                            Some(m) => format!("{code}:{m}"),
-                            None => format!("{code} ({kind:?} parameters)"),
-                        };
-                        unsupported(
-                            format!("search on {what} is not supported yet"),
-                            &mut ignored,
-                        )?;
-                        any_of.clear();
-                        break;
-                    }
-                };
-                any_of.push(p);
-            }
-            if any_of.is_empty() {
-                continue;
-            }
-        }
-        // `:not` with several values means none of them: AND of negations
-        if any_of
-            .iter()
-            .all(|p| matches!(p, Predicate::Token { negate: true, .. }))
-        {
-            for p in any_of {
-                query.filters.push(Filter::one(p));
-            }
-        } else {
-            query.filters.push(Filter { any_of });
         }
     }
     Ok(ParsedSearch {
         query,
         ignored,
         count_only,
+        includes,
+        revincludes,
+        elements,
+        summary,
     })
+}
+
+/// A search value as a number with its implicit precision range: `100` covers [99.5, 100.5), `1.5` covers
+/// [1.45, 1.55), `1e2` covers [95, 105).
+fn number_range(v: &str) -> Option<(f64, f64, f64)> {
+    let value: f64 = v.parse().ok()?;
+    if !value.is_finite() {
+        return None;
+    }
+    let (mantissa, exp) = match v.find(['e', 'E']) {
+        Some(i) => (&v[..i], v[i + 1..].parse::<i32>().ok()?),
+        None => (v, 0),
+    };
+    let decimals = mantissa.split_once('.').map_or(0, |(_, f)| f.len() as i32);
+    let half = 0.5 * 10f64.powi(exp - decimals);
+    Some((value, value - half, value + half))
+}
+
+fn number_predicate(code: &str, v: &str) -> Result<Predicate, CoreError> {
+    let (cmp, rest) = Comparator::parse_prefix(v);
+    let (value, low, high) =
+        number_range(rest).ok_or_else(|| bad(format!("'{v}' is not a number")))?;
+    Ok(Predicate::Number {
+        param: code.to_string(),
+        cmp,
+        value,
+        low,
+        high,
+    })
+}
+
+fn quantity_predicate(code: &str, v: &str) -> Result<Predicate, CoreError> {
+    let (cmp, rest) = Comparator::parse_prefix(v);
+    let mut parts = rest.splitn(3, '|');
+    let number = parts.next().unwrap_or_default();
+    let system = parts.next().filter(|s| !s.is_empty()).map(str::to_string);
+    let unit = parts.next().filter(|s| !s.is_empty()).map(str::to_string);
+    if system.is_some() && unit.is_none() {
+        return Err(bad(format!("quantity '{v}' names a system without a code")));
+    }
+    let (value, low, high) =
+        number_range(number).ok_or_else(|| bad(format!("'{v}' is not a quantity")))?;
+    Ok(Predicate::Quantity {
+        param: code.to_string(),
+        cmp,
+        value,
+        low,
+        high,
+        system,
+        code: unit,
+    })
+}
+
+/// Filters for one `name=value` pair on `resource_type`. `Ok(Err(reason))` when the parameter is valid FHIR but
+/// not supported here (the caller ignores or refuses it by the handling preference); `Err` for bad input.
+fn filters_for(
+    resource_type: Option<&str>,
+    name: &str,
+    value: &str,
+) -> Result<Result<Vec<Filter>, String>, CoreError> {
+    // reverse chain: _has:Type:param:rest
+    if let Some(rest) = name.strip_prefix("_has:") {
+        let mut parts = rest.splitn(3, ':');
+        let (Some(source), Some(param), Some(inner)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return Err(bad(format!(
+                "'{name}' must look like _has:Type:parameter:search"
+            )));
+        };
+        if !registry().is_resource_type(source) {
+            return Err(bad(format!(
+                "_has names an unknown resource type '{source}'"
+            )));
+        }
+        match registry().search_param(source, param) {
+            Some(d) if d.kind == SearchParamType::Reference => {}
+            _ => {
+                return Err(bad(format!(
+                    "{source} has no reference parameter '{param}'"
+                )))
+            }
+        }
+        let filters = match filters_for(Some(source), inner, value)? {
+            Ok(f) => f,
+            Err(why) => return Ok(Err(why)),
+        };
+        return Ok(Ok(vec![Filter::one(Predicate::Has {
+            source_type: source.to_string(),
+            param: param.to_string(),
+            filters,
+        })]));
+    }
+    // chain: param[:Type].rest
+    if let Some((head, rest)) = name.split_once('.') {
+        let Some(ty) = resource_type else {
+            return Ok(Err(format!(
+                "chained parameter {name} needs a resource type"
+            )));
+        };
+        let (code, type_modifier) = match head.split_once(':') {
+            Some((c, m)) => (c, Some(m)),
+            None => (head, None),
+        };
+        let Some(def) = registry().search_param(ty, code) else {
+            return Ok(Err(format!("unknown search parameter {code} for {ty}")));
+        };
+        if def.kind != SearchParamType::Reference {
+            return Err(bad(format!(
+                "{code} is not a reference parameter and cannot be chained"
+            )));
+        }
+        let inner_code = rest.split(['.', ':']).next().unwrap_or_default();
+        let candidates: Vec<String> = match type_modifier {
+            Some(t) if registry().is_resource_type(t) => vec![t.to_string()],
+            Some(t) => return Err(bad(format!("'{t}' is not a resource type"))),
+            None if def.target.is_empty() || def.target.iter().any(|t| t == "Resource") => {
+                registry()
+                    .resource_types()
+                    .iter()
+                    .filter(|t| registry().search_param(t, inner_code).is_some())
+                    .cloned()
+                    .collect()
+            }
+            None => def
+                .target
+                .iter()
+                .filter(|t| registry().search_param(t, inner_code).is_some())
+                .cloned()
+                .collect(),
+        };
+        if candidates.is_empty() {
+            return Err(bad(format!(
+                "no target of {code} has a search parameter '{inner_code}'"
+            )));
+        }
+        let mut targets = Vec::new();
+        for t in candidates {
+            match filters_for(Some(&t), rest, value)? {
+                Ok(f) => targets.push((t, f)),
+                Err(why) => return Ok(Err(why)),
+            }
+        }
+        return Ok(Ok(vec![Filter::one(Predicate::Chain {
+            param: code.to_string(),
+            targets,
+        })]));
+    }
+    let (code, modifier) = match name.split_once(':') {
+        Some((c, m)) => (c, Some(m)),
+        None => (name, None),
+    };
+    let values = split_or(value);
+    if values.iter().any(String::is_empty) && modifier != Some("missing") {
+        return Err(bad(format!("empty value for search parameter {name}")));
+    }
+    let mut any_of = Vec::new();
+    if code == "_id" {
+        if let Some(m) = modifier {
+            return Ok(Err(format!("modifier :{m} on _id is not supported")));
+        }
+        any_of.extend(values.iter().map(|v| Predicate::Id(v.clone())));
+    } else if code == "_lastUpdated" {
+        if modifier.is_some() {
+            return Err(bad("_lastUpdated takes no modifier"));
+        }
+        for v in &values {
+            any_of.push(date_predicate(None, v)?);
+        }
+    } else {
+        let Some(ty) = resource_type else {
+            return Ok(Err(format!("parameter {code} needs a resource type")));
+        };
+        let Some(def) = registry().search_param(ty, code) else {
+            return Ok(Err(format!("unknown search parameter {code} for {ty}")));
+        };
+        if modifier == Some("missing") {
+            let missing = match value {
+                "true" => true,
+                "false" => false,
+                _ => return Err(bad(format!("{name} takes true or false"))),
+            };
+            let Some(table) = table_for(def.kind) else {
+                return Ok(Err(format!("{code}:missing is not supported")));
+            };
+            return Ok(Ok(vec![Filter::one(Predicate::Missing {
+                param: code.to_string(),
+                table,
+                missing,
+            })]));
+        }
+        for v in &values {
+            let p = match (def.kind, modifier) {
+                (SearchParamType::Reference, None) => reference_value(code, None, v)?,
+                (SearchParamType::Reference, Some(m)) if registry().is_resource_type(m) => {
+                    reference_value(code, Some(m), v)?
+                }
+                (SearchParamType::Token, None) => token_value(code, false, v)?,
+                (SearchParamType::Token, Some("not")) => token_value(code, true, v)?,
+                (SearchParamType::String, None) => Predicate::String {
+                    param: code.to_string(),
+                    value: normalize_string(v),
+                    mode: StringMode::Start,
+                },
+                (SearchParamType::String, Some("exact")) => Predicate::String {
+                    param: code.to_string(),
+                    value: v.clone(),
+                    mode: StringMode::Exact,
+                },
+                (SearchParamType::String, Some("contains")) => Predicate::String {
+                    param: code.to_string(),
+                    value: normalize_string(v),
+                    mode: StringMode::Contains,
+                },
+                (SearchParamType::Date, None) => date_predicate(Some(code), v)?,
+                (SearchParamType::Uri, None) => Predicate::Uri {
+                    param: code.to_string(),
+                    value: v.clone(),
+                },
+                (SearchParamType::Number, None) => number_predicate(code, v)?,
+                (SearchParamType::Quantity, None) => quantity_predicate(code, v)?,
+                (kind, m) => {
+                    let what = match m {
+                        Some(m) => format!("{code}:{m}"),
+                        None => format!("{code} ({kind:?} parameters)"),
+                    };
+                    return Ok(Err(format!("search on {what} is not supported yet")));
+                }
+            };
+            any_of.push(p);
+        }
+    }
+    // `:not` with several values means none of them: AND of negations
+    if any_of
+        .iter()
+        .all(|p| matches!(p, Predicate::Token { negate: true, .. }))
+    {
+        Ok(Ok(any_of.into_iter().map(Filter::one).collect()))
+    } else {
+        Ok(Ok(vec![Filter { any_of }]))
+    }
 }
 
 #[cfg(test)]

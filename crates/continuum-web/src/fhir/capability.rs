@@ -14,6 +14,8 @@ fn searchable(kind: SearchParamType) -> bool {
             | SearchParamType::String
             | SearchParamType::Date
             | SearchParamType::Uri
+            | SearchParamType::Number
+            | SearchParamType::Quantity
     )
 }
 
@@ -31,7 +33,15 @@ fn type_name(kind: SearchParamType) -> &'static str {
     }
 }
 
+/// The statement for a server whose FHIR base is `base`. Built once; only the URL differs per request.
 pub fn capability_statement(base: &str) -> Value {
+    static BUILT: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    let mut cs = BUILT.get_or_init(build).clone();
+    cs["implementation"]["url"] = Value::String(base.to_string());
+    cs
+}
+
+fn build() -> Value {
     let reg = registry();
     let interactions: Vec<Value> = [
         "read",
@@ -65,7 +75,23 @@ pub fn capability_statement(base: &str) -> Value {
                 }
                 params.push(json!({"name": p.code, "definition": p.url, "type": type_name(p.kind)}));
             }
-            json!({
+            // `_include=Type:param` works for every reference parameter of the type; `_revinclude` for every
+            // reference parameter of any type that may point here.
+            let includes: Vec<String> = reg
+                .search_params_for(ty)
+                .filter(|p| p.kind == SearchParamType::Reference && !p.code.starts_with('_'))
+                .map(|p| format!("{ty}:{}", p.code))
+                .collect();
+            let mut revincludes: Vec<String> = Vec::new();
+            for source in reg.resource_types() {
+                for p in reg.search_params_for(source) {
+                    let targets_here = p.target.iter().any(|t| t == ty || t == "Resource");
+                    if p.kind == SearchParamType::Reference && !p.code.starts_with('_') && targets_here {
+                        revincludes.push(format!("{source}:{}", p.code));
+                    }
+                }
+            }
+            let mut resource = json!({
                 "type": ty,
                 "profile": format!("http://hl7.org/fhir/StructureDefinition/{ty}"),
                 "interaction": interactions,
@@ -76,8 +102,17 @@ pub fn capability_statement(base: &str) -> Value {
                 "conditionalRead": "not-supported",
                 "conditionalUpdate": true,
                 "conditionalDelete": "single",
+                "searchInclude": includes,
+                "searchRevInclude": revincludes,
                 "searchParam": params,
-            })
+            });
+            if ty == "Patient" {
+                resource["operation"] = json!([{
+                    "name": "everything",
+                    "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything"
+                }]);
+            }
+            resource
         })
         .collect();
     json!({
@@ -87,7 +122,7 @@ pub fn capability_statement(base: &str) -> Value {
         "publisher": "Continuum",
         "kind": "instance",
         "software": {"name": "Continuum", "version": env!("CARGO_PKG_VERSION")},
-        "implementation": {"description": "Continuum FHIR R4 server", "url": base},
+        "implementation": {"description": "Continuum FHIR R4 server", "url": ""},
         "fhirVersion": "4.0.1",
         "format": ["application/fhir+json", "json"],
         "patchFormat": ["application/json-patch+json"],

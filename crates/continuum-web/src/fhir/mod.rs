@@ -43,6 +43,10 @@ pub(crate) fn router() -> Router<AppState> {
             get(read).put(update).delete(delete).patch(patch),
         )
         .route("/{ty}/{id}/_history", get(history_instance))
+        .route(
+            "/{ty}/{id}/{compartment_type}",
+            get(compartment_or_operation),
+        )
         .route("/{ty}/{id}/_history/{vid}", get(vread))
         .method_not_allowed_fallback(method_not_allowed)
 }
@@ -545,6 +549,35 @@ async fn search_type_post(
     let mut params = ctx.params.clone();
     params.extend(form_urlencoded::parse(&bytes).into_owned());
     search(s, ctx, Some(ty), params).await
+}
+
+/// `GET [base]/Patient/123/Observation` (compartment search) and `GET [base]/Patient/123/$everything`.
+async fn compartment_or_operation(
+    State(s): State<AppState>,
+    ctx: Ctx,
+    Path((ty, id, second)): Path<(String, String, String)>,
+) -> Result<Response, ApiError> {
+    let fhir = s.fhir.clone();
+    let base = ctx.base.clone();
+    let params = ctx.params.clone();
+    let handling = ctx.handling;
+    let body = match second.as_str() {
+        "$everything" if ty == "Patient" => {
+            blocking(move || fhir.everything(&base, &id, &params)).await?
+        }
+        op if op.starts_with('$') => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                IssueType::NotSupported,
+                format!("the operation {op} is not supported on {ty}"),
+            ))
+        }
+        _ => {
+            blocking(move || fhir.compartment_search(&base, &ty, &id, &second, &params, handling))
+                .await?
+        }
+    };
+    Ok(ctx.respond(StatusCode::OK, body))
 }
 
 async fn history(
