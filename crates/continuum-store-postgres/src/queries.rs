@@ -6,8 +6,8 @@
 
 use continuum_store::sql::{self, Dialect, SqlValue};
 use continuum_store::{
-    from_micros, HistoryPage, HistoryQuery, Method, Result, SearchPage, SearchQuery, StoreError,
-    StoredResource,
+    from_micros, Cursor, HistoryPage, HistoryQuery, Method, Result, SearchPage, SearchQuery,
+    SortKind, SortValue, StoreError, StoredResource,
 };
 use postgres::types::{ToSql, Type};
 use postgres::Row;
@@ -117,10 +117,45 @@ fn page(rows: Vec<Row>, count: usize) -> Result<(Vec<StoredResource>, Option<i64
     Ok((out, if more { last } else { None }))
 }
 
+/// The sort values of a row (columns 8 onwards), for the next page's cursor.
+fn sort_values(row: &Row, q: &SearchQuery) -> Result<Vec<SortValue>> {
+    let mut out = Vec::with_capacity(q.sort.len());
+    for (i, key) in q.sort.iter().enumerate() {
+        let idx = 8 + i;
+        let v = match key.by.kind() {
+            SortKind::Int => row
+                .try_get::<_, Option<i64>>(idx)
+                .map_err(db_error)?
+                .map(SortValue::Int),
+            SortKind::Real => row
+                .try_get::<_, Option<f64>>(idx)
+                .map_err(db_error)?
+                .map(SortValue::Real),
+            SortKind::Text => row
+                .try_get::<_, Option<String>>(idx)
+                .map_err(db_error)?
+                .map(SortValue::Text),
+        };
+        out.push(v.unwrap_or(SortValue::Null));
+    }
+    Ok(out)
+}
+
 pub(crate) fn search(conn: &mut Conn, q: &SearchQuery) -> Result<SearchPage> {
     let compiled = sql::compile_search(Dialect::Postgres, q)?;
     let rows = run(conn, &compiled)?;
-    let (matches, next) = page(rows, q.count)?;
+    let more = rows.len() > q.count;
+    let mut matches = Vec::with_capacity(rows.len().min(q.count));
+    let mut last = None;
+    for row in rows.iter().take(q.count) {
+        let (pk, s) = stored(row)?;
+        last = Some(Cursor {
+            pk,
+            values: sort_values(row, q)?,
+        });
+        matches.push(s);
+    }
+    let next = if more { last } else { None };
     let total = if q.total {
         Some(count(conn, &sql::compile_count(Dialect::Postgres, q)?)?)
     } else {

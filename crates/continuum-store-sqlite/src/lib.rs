@@ -12,8 +12,8 @@ use std::sync::{Arc, Mutex};
 
 use continuum_store::sql::{self, Compiled, Dialect, SqlValue};
 use continuum_store::{
-    from_micros, Clock, HistoryPage, HistoryQuery, Method, PoolStatus, ResourceStore, Result,
-    SearchPage, SearchQuery, StoreError, StoredResource, WriteTx,
+    from_micros, Clock, Cursor, HistoryPage, HistoryQuery, Method, PoolStatus, ResourceStore,
+    Result, SearchPage, SearchQuery, SortKind, SortValue, StoreError, StoredResource, WriteTx,
 };
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{params_from_iter, Connection, OpenFlags, Row};
@@ -145,20 +145,35 @@ pub(crate) fn read_current(
 pub(crate) fn run_search(conn: &Connection, q: &SearchQuery) -> Result<SearchPage> {
     let Compiled { sql, params } = sql::compile_search(Dialect::Sqlite, q)?;
     let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
+    let sort_count = q.sort.len();
     let rows = stmt
-        .query_map(params_from_iter(bind(&params)), row_to_resource)
+        .query_map(params_from_iter(bind(&params)), |row| {
+            let (pk, res) = row_to_resource(row)?;
+            let mut values = Vec::with_capacity(sort_count);
+            for (i, key) in q.sort.iter().enumerate() {
+                use rusqlite::types::Value as V;
+                values.push(match (row.get::<_, V>(8 + i)?, key.by.kind()) {
+                    (V::Integer(n), SortKind::Real) => SortValue::Real(n as f64),
+                    (V::Integer(n), _) => SortValue::Int(n),
+                    (V::Real(f), _) => SortValue::Real(f),
+                    (V::Text(t), _) => SortValue::Text(t),
+                    _ => SortValue::Null,
+                });
+            }
+            Ok((pk, res, values))
+        })
         .map_err(backend)?;
     let mut matches = Vec::with_capacity(q.count.min(1000));
     let mut last = None;
     let mut more = false;
     for row in rows {
-        let (pk, res) = row.map_err(backend)?;
+        let (pk, res, values) = row.map_err(backend)?;
         // count + 1 rows were asked for: one more than a page means there is a next page
         if matches.len() == q.count {
             more = true;
             break;
         }
-        last = Some(pk);
+        last = Some(Cursor { pk, values });
         matches.push(res);
     }
     drop(stmt);

@@ -6,7 +6,9 @@
 
 use serde_json::{json, Value};
 
-use crate::search::{Comparator, Filter, Predicate, SearchQuery, TokenSystem};
+use crate::search::{
+    Comparator, Filter, IndexTable, Predicate, SearchQuery, SortBy, SortKey, TokenSystem,
+};
 use crate::{Expect, HistoryQuery, Method, ResourceStore, StoreError, StoredResource, WriteTx};
 
 /// Generates one `#[test]` per conformance case. `$make` builds a fresh fixture that derefs to a store.
@@ -19,7 +21,8 @@ macro_rules! conformance_tests {
             history_pages_newest_first, history_since_and_at, search_by_id_and_type,
             search_by_reference_and_compartment, search_by_token, search_by_last_updated,
             search_pages_with_cursor_and_total, index_follows_updates_and_deletes, guard_prevents_duplicate_conditional_creates,
-            concurrent_if_match_updates_have_one_winner, bodies_round_trip_byte_exact);
+            concurrent_if_match_updates_have_one_winner, bodies_round_trip_byte_exact,
+            search_sorts_with_keyset_paging);
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {
         $(
@@ -601,4 +604,61 @@ pub fn bodies_round_trip_byte_exact(store: &dyn ResourceStore) {
     let got = store.read("Basic", "b1").unwrap().unwrap();
     assert_eq!(got.body, w.body);
     assert_eq!(body(&got)["code"]["text"], text.as_str());
+}
+
+pub fn search_sorts_with_keyset_paging(store: &dyn ResourceStore) {
+    // o3 has no date; o2 and o5 tie on date (store order breaks the tie)
+    for (id, date) in [
+        ("o1", Some("2024-01-03")),
+        ("o2", Some("2024-01-01")),
+        ("o3", None),
+        ("o4", Some("2024-01-02")),
+        ("o5", Some("2024-01-01")),
+    ] {
+        let mut o = observation(id, "p1");
+        match date {
+            Some(d) => o["effectiveDateTime"] = json!(d),
+            None => {
+                o.as_object_mut().unwrap().remove("effectiveDateTime");
+            }
+        }
+        create(store, o);
+    }
+    let sorted = |descending: bool, count: usize| {
+        let mut query = q("Observation", vec![]);
+        query.sort = vec![SortKey {
+            by: SortBy::Param {
+                param: "date".into(),
+                table: IndexTable::Date,
+            },
+            descending,
+        }];
+        query.count = count;
+        let mut seen = Vec::new();
+        loop {
+            let page = store.search(&query).unwrap();
+            seen.extend(ids(&page));
+            match page.next {
+                Some(n) => query.after = Some(n),
+                None => break,
+            }
+        }
+        seen
+    };
+    let asc = vec!["o2", "o5", "o4", "o1", "o3"];
+    let desc = vec!["o1", "o4", "o2", "o5", "o3"];
+    for count in [1, 2, 3, 10] {
+        assert_eq!(sorted(false, count), asc, "ascending, pages of {count}");
+        assert_eq!(sorted(true, count), desc, "descending, pages of {count}");
+    }
+    let mut by_id = q("Observation", vec![]);
+    by_id.sort = vec![SortKey {
+        by: SortBy::Id,
+        descending: true,
+    }];
+    by_id.count = 2;
+    let first = store.search(&by_id).unwrap();
+    assert_eq!(ids(&first), vec!["o5", "o4"]);
+    by_id.after = first.next;
+    assert_eq!(ids(&store.search(&by_id).unwrap()), vec!["o3", "o2"]);
 }

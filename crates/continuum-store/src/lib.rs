@@ -17,7 +17,10 @@ pub mod sql;
 use serde_json::Value;
 use time::OffsetDateTime;
 
-pub use search::{Comparator, Filter, Predicate, SearchPage, SearchQuery, StringMode, TokenSystem};
+pub use search::{
+    Comparator, Cursor, Filter, Predicate, SearchPage, SearchQuery, SortBy, SortKey, SortKind,
+    SortValue, StringMode, TokenSystem,
+};
 
 /// How a version came to be; shown as `request.method` in history bundles.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -14,8 +14,10 @@ pub struct SearchQuery {
     pub filters: Vec<Filter>,
     /// Page size.
     pub count: usize,
-    /// Keyset cursor: only resources after this position in store order.
-    pub after: Option<i64>,
+    /// Sort keys, most significant first; store order (`pk`) breaks ties and is the order when empty.
+    pub sort: Vec<SortKey>,
+    /// Keyset cursor: only resources after this position in the query's order.
+    pub after: Option<Cursor>,
     /// Also count every match.
     pub total: bool,
 }
@@ -204,10 +206,71 @@ impl IndexTable {
     }
 }
 
+/// What a search is sorted by (`_sort`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum SortBy {
+    Id,
+    LastUpdated,
+    /// A search parameter, through its index table: ascending sorts use a resource's lowest value,
+    /// descending sorts its highest (for date ranges, the start resp. the end).
+    Param {
+        param: String,
+        table: IndexTable,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SortKey {
+    pub by: SortBy,
+    pub descending: bool,
+}
+
+/// The SQL type of a sort key's values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortKind {
+    Int,
+    Real,
+    Text,
+}
+
+impl SortBy {
+    pub fn kind(&self) -> SortKind {
+        match self {
+            SortBy::Id => SortKind::Text,
+            SortBy::LastUpdated => SortKind::Int,
+            SortBy::Param { table, .. } => match table {
+                IndexTable::Date => SortKind::Int,
+                IndexTable::Number | IndexTable::Quantity => SortKind::Real,
+                IndexTable::String
+                | IndexTable::Token
+                | IndexTable::Reference
+                | IndexTable::Uri => SortKind::Text,
+            },
+        }
+    }
+}
+
+/// A sort key's value in a row (`Null` when the resource has none: such rows sort last).
+#[derive(Debug, Clone, PartialEq)]
+pub enum SortValue {
+    Int(i64),
+    Real(f64),
+    Text(String),
+    Null,
+}
+
+/// A position in a result: the last row's sort values and store key. Resources written while a client pages
+/// do not shift positions already served.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Cursor {
+    pub pk: i64,
+    pub values: Vec<SortValue>,
+}
+
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SearchPage {
     pub matches: Vec<StoredResource>,
     /// Cursor of the next page, when there may be one.
-    pub next: Option<i64>,
+    pub next: Option<Cursor>,
     pub total: Option<u64>,
 }

@@ -9,7 +9,8 @@ use continuum_fhir::registry::param_id;
 use continuum_fhir::{IndexEntry, IndexValue};
 
 use crate::search::{
-    Comparator, Filter, IndexTable, Predicate, SearchQuery, StringMode, TokenSystem,
+    Comparator, Cursor, Filter, IndexTable, Predicate, SearchQuery, SortBy, SortKey, SortValue,
+    StringMode, TokenSystem,
 };
 use crate::{HistoryQuery, Result, StoreError};
 
@@ -618,27 +619,129 @@ fn where_clause(b: &mut Builder, q: &SearchQuery, with_cursor: bool) -> Result<(
         }
         b.push(")");
     }
-    if with_cursor {
-        if let Some(after) = q.after {
+    if with_cursor && q.sort.is_empty() {
+        if let Some(after) = &q.after {
             b.push(" AND r.pk > ");
-            b.int(after);
+            b.int(after.pk);
         }
     }
     filters_sql(b, q.resource_type.as_deref(), "r", &q.filters)
 }
 
+/// The expression of a sort key on resource row `r`.
+fn sort_expr(b: &mut Builder, q: &SearchQuery, key: &SortKey) -> Result<()> {
+    match &key.by {
+        SortBy::Id => b.push("r.id"),
+        SortBy::LastUpdated => b.push("r.last_updated"),
+        SortBy::Param { param, table } => {
+            let pid = pid_for(q.resource_type.as_deref(), param)?;
+            let agg = if key.descending { "MAX" } else { "MIN" };
+            let col = match (table, key.descending) {
+                (IndexTable::Date, false) => "low",
+                (IndexTable::Date, true) => "high",
+                (IndexTable::String, _) => "norm",
+                (IndexTable::Token, _) => "code",
+                (IndexTable::Reference, _) => "target_id",
+                (IndexTable::Number | IndexTable::Quantity | IndexTable::Uri, _) => "value",
+            };
+            b.push(&format!(
+                "(SELECT {agg}({col}) FROM {} WHERE res_pk = r.pk AND pid = ",
+                table.name()
+            ));
+            b.int(pid);
+            b.push(")");
+        }
+    }
+    Ok(())
+}
+
+fn bind_sort_value(b: &mut Builder, v: &SortValue) {
+    match v {
+        SortValue::Int(i) => b.int(*i),
+        SortValue::Real(f) => b.bind(SqlValue::Real(*f)),
+        SortValue::Text(t) => b.text(t),
+        SortValue::Null => b.bind(SqlValue::Null),
+    }
+}
+
+/// Rows strictly after `cursor` in the order (sort keys with missing values last, then `pk`): the keyset
+/// condition `k0 > c0 OR (k0 = c0 AND (k1 > c1 OR (… AND pk > cpk)))`.
+fn keyset_after(b: &mut Builder, keys: &[SortKey], cursor: &Cursor, i: usize) {
+    if i == keys.len() {
+        b.push("t.pk > ");
+        b.int(cursor.pk);
+        return;
+    }
+    let col = format!("t.s{i}");
+    match cursor.values.get(i).unwrap_or(&SortValue::Null) {
+        SortValue::Null => {
+            // nothing sorts after a missing value except later missing values
+            b.push(&format!("({col} IS NULL AND "));
+            keyset_after(b, keys, cursor, i + 1);
+            b.push(")");
+        }
+        v => {
+            let op = if keys[i].descending { "<" } else { ">" };
+            b.push(&format!("({col} IS NULL OR {col} {op} "));
+            bind_sort_value(b, v);
+            b.push(&format!(" OR ({col} = "));
+            bind_sort_value(b, v);
+            b.push(" AND ");
+            keyset_after(b, keys, cursor, i + 1);
+            b.push("))");
+        }
+    }
+}
+
 /// The page query: selects [`VERSION_COLUMNS`] (with `r.pk` as the cursor column) of up to `count + 1` rows,
 /// so the caller can tell whether a next page exists.
+///
+/// With sort keys, column 8 onwards hold the sort values (`s0`, `s1`, … of the kinds [`SortBy::kind`] gives), for
+/// the caller to build the next [`Cursor`] from the last row.
 pub fn compile_search(dialect: Dialect, q: &SearchQuery) -> Result<Compiled> {
     let mut b = Builder {
         dialect,
         sql: String::new(),
         params: Vec::new(),
     };
-    b.push("SELECT r.pk, v.type, v.id, v.version, v.last_updated, v.deleted, v.method, v.body FROM resource r JOIN resource_version v ON v.vpk = r.current_vpk");
-    where_clause(&mut b, q, true)?;
-    b.push(" ORDER BY r.pk LIMIT ");
-    b.int(q.count as i64 + 1);
+    const COLUMNS: &str =
+        "r.pk, v.type, v.id, v.version, v.last_updated, v.deleted, v.method, v.body";
+    const FROM: &str = " FROM resource r JOIN resource_version v ON v.vpk = r.current_vpk";
+    if q.sort.is_empty() {
+        b.push("SELECT ");
+        b.push(COLUMNS);
+        b.push(FROM);
+        where_clause(&mut b, q, true)?;
+        b.push(" ORDER BY r.pk LIMIT ");
+        b.int(q.count as i64 + 1);
+    } else {
+        // The sort values are computed once in a derived table, so the keyset condition and ORDER BY can
+        // name them (PostgreSQL cannot reference SELECT aliases in WHERE).
+        b.push("SELECT t.* FROM (SELECT ");
+        b.push(COLUMNS);
+        for (i, key) in q.sort.iter().enumerate() {
+            b.push(", ");
+            sort_expr(&mut b, q, key)?;
+            b.push(&format!(" AS s{i}"));
+        }
+        b.push(FROM);
+        where_clause(&mut b, q, false)?;
+        b.push(") t");
+        if let Some(cursor) = &q.after {
+            b.push(" WHERE ");
+            keyset_after(&mut b, &q.sort, cursor, 0);
+        }
+        b.push(" ORDER BY ");
+        for (i, key) in q.sort.iter().enumerate() {
+            // missing values last in both directions, on both backends (their NULL orders differ)
+            b.push(&format!(
+                "(CASE WHEN t.s{i} IS NULL THEN 1 ELSE 0 END), t.s{i}"
+            ));
+            b.push(if key.descending { " DESC, " } else { ", " });
+        }
+        b.push("t.pk LIMIT ");
+        b.int(q.count as i64 + 1);
+    }
     Ok(Compiled {
         sql: b.sql,
         params: b.params,

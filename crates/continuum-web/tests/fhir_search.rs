@@ -275,7 +275,51 @@ async fn elements_and_summary(app: &TestApp) {
     assert!(r.get("gender").is_none());
 }
 
+async fn sort_pages_follow_next_links(app: &TestApp) {
+    population(app).await;
+    let mut url = app.url("Observation?_sort=-value-quantity&_count=2");
+    let mut order = Vec::new();
+    loop {
+        let (s, page) = common::status_json(app.client.get(&url).send().await.unwrap()).await;
+        assert_eq!(s, 200, "{page}");
+        for e in page["entry"].as_array().unwrap() {
+            order.push(e["resource"]["id"].as_str().unwrap().to_string());
+        }
+        match page["link"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["relation"] == "next")
+        {
+            Some(l) => url = l["url"].as_str().unwrap().to_string(),
+            None => break,
+        }
+    }
+    assert_eq!(order, vec!["oa2", "oa1", "ob1", "glucose"]);
+    let (_, b) = app.get("Patient?_sort=name").await;
+    let names: Vec<&str> = b["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["resource"]["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["pa", "pb"]);
+    let (_, b) = app.get("Patient?_sort=-_id").await;
+    let ids_desc: Vec<&str> = b["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["resource"]["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids_desc, vec!["pb", "pa"]);
+    let (s, _) = app.get("Patient?_sort=nonsense").await;
+    assert_eq!(s, 400);
+    let (s, _) = app.get("Patient?_cursor=not-a-cursor").await;
+    assert_eq!(s, 400);
+}
+
 on_both_backends!(
+    sort_pages_follow_next_links,
     quantity_and_number_prefixes,
     chains_and_reverse_chains,
     includes_and_revincludes,

@@ -527,7 +527,7 @@ impl Fhir {
             (Some(t), None) => format!("{base}/{t}/_history"),
             _ => format!("{base}/_history"),
         };
-        let links = writer::page_links(&path, params, page.next);
+        let links = writer::page_links(&path, params, page.next.map(|n| n.to_string()));
         let mut w = BundleWriter::new("history", page.total, &links);
         for e in &page.entries {
             w.history_entry(base, e);
@@ -642,7 +642,7 @@ impl Fhir {
                 &parsed.revincludes,
             )?
         };
-        let links = writer::page_links(path, params, page.next);
+        let links = writer::page_links(path, params, page.next.as_ref().map(params::encode_cursor));
         let mut w = BundleWriter::new("searchset", page.total, &links);
         let elements = parsed.elements.as_deref();
         for (mode, list) in [("match", &page.matches), ("include", &included)] {

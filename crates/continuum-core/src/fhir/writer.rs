@@ -124,16 +124,16 @@ impl BundleWriter {
 pub fn page_links(
     path: &str,
     params: &[(String, String)],
-    next: Option<i64>,
+    next: Option<String>,
 ) -> Vec<(String, String)> {
     let keep: Vec<&(String, String)> = params.iter().filter(|(k, _)| k != "_cursor").collect();
-    let encode = |extra: Option<i64>| {
+    let encode = |extra: Option<&str>| {
         let mut ser = form_urlencoded::Serializer::new(String::new());
         for (k, v) in &keep {
             ser.append_pair(k, v);
         }
         if let Some(c) = extra {
-            ser.append_pair("_cursor", &c.to_string());
+            ser.append_pair("_cursor", c);
         }
         let q = ser.finish();
         if q.is_empty() {
@@ -145,10 +145,10 @@ pub fn page_links(
     let cursor = params
         .iter()
         .find(|(k, _)| k == "_cursor")
-        .and_then(|(_, v)| v.parse().ok());
+        .map(|(_, v)| v.as_str());
     let mut links = vec![("self".to_string(), encode(cursor))];
     if let Some(n) = next {
-        links.push(("next".to_string(), encode(Some(n))));
+        links.push(("next".to_string(), encode(Some(&n))));
     }
     links
 }
@@ -170,7 +170,7 @@ mod tests {
         let mut w = BundleWriter::new(
             "searchset",
             None,
-            &page_links("http://x/fhir/Patient", &[], Some(5)),
+            &page_links("http://x/fhir/Patient", &[], Some("5".into())),
         );
         w.entry(
             Some("http://x/fhir/Patient/1"),
