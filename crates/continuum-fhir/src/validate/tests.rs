@@ -294,6 +294,35 @@ fn primitive_formats() {
     assert_valid(&p);
 }
 
+/// Valid forms the R4 rules allow and HL7's published examples use; none of them may be rejected.
+#[test]
+fn spec_edge_forms_are_valid() {
+    let mut o = observation();
+    // dateTime/instant: a leap second, the +14:00 extreme offset and sub-millisecond fractions.
+    o["effectivePeriod"] =
+        json!({"start": "2016-12-31T23:59:60Z", "end": "2017-01-01T00:00:00.123456789+14:00"});
+    o["component"][1] = json!({
+        "code": {"text": "lead I"},
+        "valueSampledData": {"origin": {"value": 2048}, "period": 10, "factor": 1.612,
+                             "lowerLimit": -3300, "upperLimit": 3300, "dimensions": 1, "data": "2041 2043 E U L"}
+    });
+    o["component"].as_array_mut().unwrap().push(json!({
+        "code": {"text": "time of day"},
+        "valueTime": "23:59:59.999"
+    }));
+    assert_valid(&o);
+    let mut p = patient();
+    // A primitive may carry only its extension; an array may hold null where `_given` has the extension.
+    p.as_object_mut().unwrap().remove("gender");
+    p["_gender"] = json!({"extension": [{"url": "http://example.org/x", "valueCode": "A"}]});
+    p["name"][0]["given"] = json!(["Jane", null]);
+    p["name"][0]["_given"] =
+        json!([null, {"extension": [{"url": "http://example.org/y", "valueString": "Q"}]}]);
+    // base64Binary may contain whitespace between its quartets.
+    p["photo"] = json!([{"contentType": "text/plain", "data": "SGVs\nbG8g d29y bGQ="}]);
+    assert_valid(&p);
+}
+
 #[test]
 fn empties_and_nulls() {
     let mut p = patient();
