@@ -7,7 +7,8 @@
 use serde_json::{json, Value};
 
 use crate::search::{
-    Comparator, Filter, IndexTable, Predicate, SearchQuery, SortBy, SortKey, TokenSystem,
+    Comparator, Filter, IndexTable, Predicate, SearchQuery, SortBy, SortKey, StringMode,
+    TokenSystem,
 };
 use crate::{Expect, HistoryQuery, Method, ResourceStore, StoreError, StoredResource, WriteTx};
 
@@ -22,7 +23,7 @@ macro_rules! conformance_tests {
             search_by_reference_and_compartment, search_by_token, search_by_last_updated,
             search_pages_with_cursor_and_total, index_follows_updates_and_deletes, guard_prevents_duplicate_conditional_creates,
             concurrent_if_match_updates_have_one_winner, bodies_round_trip_byte_exact,
-            search_sorts_with_keyset_paging);
+            search_sorts_with_keyset_paging, long_values_are_indexed_by_prefix);
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {
         $(
@@ -661,4 +662,53 @@ pub fn search_sorts_with_keyset_paging(store: &dyn ResourceStore) {
     assert_eq!(ids(&first), vec!["o5", "o4"]);
     by_id.after = first.next;
     assert_eq!(ids(&store.search(&by_id).unwrap()), vec!["o3", "o2"]);
+}
+
+pub fn long_values_are_indexed_by_prefix(store: &dyn ResourceStore) {
+    // 10,000 letters that do not compress: B-tree entries have a size limit, the store must still take them
+    let mut x: u32 = 12345;
+    let family: String = (0..10_000)
+        .map(|_| {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            char::from(b'a' + ((x >> 16) % 26) as u8)
+        })
+        .collect();
+    create(store, patient("long", &family));
+    let prefix = Predicate::String {
+        param: "family".into(),
+        value: family[..20].to_string(),
+        mode: StringMode::Start,
+    };
+    assert_eq!(
+        ids(&store.search(&q("Patient", vec![prefix])).unwrap()),
+        vec!["long"]
+    );
+    let whole = Predicate::String {
+        param: "family".into(),
+        value: family.clone(),
+        mode: StringMode::Start,
+    };
+    assert_eq!(
+        ids(&store.search(&q("Patient", vec![whole])).unwrap()),
+        vec!["long"]
+    );
+    let exact = Predicate::String {
+        param: "family".into(),
+        value: family.clone(),
+        mode: StringMode::Exact,
+    };
+    assert_eq!(
+        ids(&store.search(&q("Patient", vec![exact])).unwrap()),
+        vec!["long"]
+    );
+    let not_exact = Predicate::String {
+        param: "family".into(),
+        value: family[..9_999].to_string(),
+        mode: StringMode::Exact,
+    };
+    assert!(store
+        .search(&q("Patient", vec![not_exact]))
+        .unwrap()
+        .matches
+        .is_empty());
 }

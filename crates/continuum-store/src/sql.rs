@@ -70,6 +70,19 @@ fn opt_text(s: &Option<String>) -> SqlValue {
     }
 }
 
+/// Longest indexed string value, in characters. Longer values are indexed by their prefix: B-tree entries have
+/// a size limit (PostgreSQL refuses rows over ~2.7 kB), and searches on longer prefixes are vanishingly rare.
+/// Query values are cut the same way ([`indexable`]), so a prefix search still finds them.
+pub const MAX_INDEXED_CHARS: usize = 256;
+
+/// A value cut to what the index holds (see [`MAX_INDEXED_CHARS`]).
+pub fn indexable(s: &str) -> String {
+    match s.char_indices().nth(MAX_INDEXED_CHARS) {
+        Some((cut, _)) => s[..cut].to_string(),
+        None => s.to_string(),
+    }
+}
+
 /// The index rows of a resource: table and values after `res_pk`. Identical rows are written once.
 pub fn index_rows(resource_type: &str, entries: &[IndexEntry]) -> Vec<(IndexTable, Vec<SqlValue>)> {
     let mut rows: Vec<(IndexTable, Vec<SqlValue>)> = Vec::with_capacity(entries.len());
@@ -80,7 +93,7 @@ pub fn index_rows(resource_type: &str, entries: &[IndexEntry]) -> Vec<(IndexTabl
                 IndexTable::String,
                 vec![
                     pid,
-                    SqlValue::Text(normalized.clone()),
+                    SqlValue::Text(indexable(normalized)),
                     SqlValue::Text(exact.clone()),
                 ],
             ),
@@ -141,7 +154,7 @@ pub fn index_rows(resource_type: &str, entries: &[IndexEntry]) -> Vec<(IndexTabl
                 ],
             ),
             IndexValue::Uri { value } => {
-                (IndexTable::Uri, vec![pid, SqlValue::Text(value.clone())])
+                (IndexTable::Uri, vec![pid, SqlValue::Text(indexable(value))])
             }
         };
         if !rows.contains(&row) {
@@ -379,10 +392,14 @@ fn predicate(b: &mut Builder, ty: Option<&str>, alias: &str, p: &Predicate) -> R
             b.int(pid);
             match mode {
                 StringMode::Exact => {
+                    // the normalised form narrows the index range; `exact` decides
+                    b.push(" AND norm = ");
+                    b.text(&indexable(&continuum_fhir::index::normalize_string(value)));
                     b.push(" AND exact = ");
                     b.text(value);
                 }
                 StringMode::Start => {
+                    let value = &indexable(value);
                     b.push(" AND norm >= ");
                     b.text(value);
                     if let Some(upper) = prefix_upper_bound(value) {
@@ -487,7 +504,7 @@ fn predicate(b: &mut Builder, ty: Option<&str>, alias: &str, p: &Predicate) -> R
             b.push("SELECT res_pk FROM idx_uri WHERE pid = ");
             b.int(pid);
             b.push(" AND value = ");
-            b.text(value);
+            b.text(&indexable(value));
             b.push(")");
         }
         Predicate::Missing {

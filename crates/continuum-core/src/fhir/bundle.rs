@@ -122,6 +122,11 @@ fn parse_entry(base: &str, index: usize, raw: &Value) -> Result<Entry, CoreError
         None => (url, None),
     };
     let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    if let Some(op) = segs.iter().find(|s| s.starts_with('$')) {
+        return Err(CoreError::NotImplemented(format!(
+            "Bundle.entry[{index}]: the operation {op} cannot be run inside a bundle"
+        )));
+    }
     let (resource_type, id, version) = match segs.as_slice() {
         [t] => (t.to_string(), None, None),
         [t, i] => (t.to_string(), Some(i.to_string()), None),

@@ -568,6 +568,88 @@ fn filters_for(
     }
 }
 
+fn parse_sort(resource_type: Option<&str>, value: &str) -> Result<Vec<SortKey>, CoreError> {
+    let mut keys = Vec::new();
+    for item in value.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let (descending, name) = match item.strip_prefix('-') {
+            Some(n) => (true, n),
+            None => (false, item),
+        };
+        let by = match name {
+            "_id" => SortBy::Id,
+            "_lastUpdated" => SortBy::LastUpdated,
+            code => {
+                let ty = resource_type
+                    .ok_or_else(|| bad(format!("_sort={code} needs a resource type")))?;
+                let def = registry().search_param(ty, code).ok_or_else(|| {
+                    bad(format!("_sort: unknown search parameter {code} for {ty}"))
+                })?;
+                let table = table_for(def.kind).ok_or_else(|| {
+                    bad(format!(
+                        "_sort: {code} is a {:?} parameter and cannot be sorted",
+                        def.kind
+                    ))
+                })?;
+                SortBy::Param {
+                    param: code.to_string(),
+                    table,
+                }
+            }
+        };
+        keys.push(SortKey { by, descending });
+    }
+    Ok(keys)
+}
+
+/// The `_cursor` of a next link: the plain store key when the search is unsorted, otherwise the last row's
+/// sort values and key as URL-safe base64 JSON. Opaque to clients.
+pub fn encode_cursor(c: &Cursor) -> String {
+    use base64::Engine;
+    if c.values.is_empty() {
+        return c.pk.to_string();
+    }
+    let values: Vec<serde_json::Value> = c
+        .values
+        .iter()
+        .map(|v| match v {
+            SortValue::Int(i) => serde_json::json!({"i": i}),
+            SortValue::Real(f) => serde_json::json!({"r": f}),
+            SortValue::Text(t) => serde_json::json!({"t": t}),
+            SortValue::Null => serde_json::Value::Null,
+        })
+        .collect();
+    let doc = serde_json::json!([c.pk, values]);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(doc.to_string())
+}
+
+fn decode_cursor(s: &str) -> Option<Cursor> {
+    use base64::Engine;
+    if let Ok(pk) = s.parse::<i64>() {
+        return Some(Cursor {
+            pk,
+            values: Vec::new(),
+        });
+    }
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(s)
+        .ok()?;
+    let doc: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    let pk = doc.get(0)?.as_i64()?;
+    let mut values = Vec::new();
+    for v in doc.get(1)?.as_array()? {
+        values.push(if v.is_null() {
+            SortValue::Null
+        } else if let Some(i) = v.get("i").and_then(serde_json::Value::as_i64) {
+            SortValue::Int(i)
+        } else if let Some(f) = v.get("r").and_then(serde_json::Value::as_f64) {
+            SortValue::Real(f)
+        } else {
+            SortValue::Text(v.get("t")?.as_str()?.to_string())
+        });
+    }
+    Some(Cursor { pk, values })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -678,86 +760,4 @@ mod tests {
             vec!["a,b".to_string(), "c".to_string()]
         );
     }
-}
-
-fn parse_sort(resource_type: Option<&str>, value: &str) -> Result<Vec<SortKey>, CoreError> {
-    let mut keys = Vec::new();
-    for item in value.split(',').map(str::trim).filter(|i| !i.is_empty()) {
-        let (descending, name) = match item.strip_prefix('-') {
-            Some(n) => (true, n),
-            None => (false, item),
-        };
-        let by = match name {
-            "_id" => SortBy::Id,
-            "_lastUpdated" => SortBy::LastUpdated,
-            code => {
-                let ty = resource_type
-                    .ok_or_else(|| bad(format!("_sort={code} needs a resource type")))?;
-                let def = registry().search_param(ty, code).ok_or_else(|| {
-                    bad(format!("_sort: unknown search parameter {code} for {ty}"))
-                })?;
-                let table = table_for(def.kind).ok_or_else(|| {
-                    bad(format!(
-                        "_sort: {code} is a {:?} parameter and cannot be sorted",
-                        def.kind
-                    ))
-                })?;
-                SortBy::Param {
-                    param: code.to_string(),
-                    table,
-                }
-            }
-        };
-        keys.push(SortKey { by, descending });
-    }
-    Ok(keys)
-}
-
-/// The `_cursor` of a next link: the plain store key when the search is unsorted, otherwise the last row's
-/// sort values and key as URL-safe base64 JSON. Opaque to clients.
-pub fn encode_cursor(c: &Cursor) -> String {
-    use base64::Engine;
-    if c.values.is_empty() {
-        return c.pk.to_string();
-    }
-    let values: Vec<serde_json::Value> = c
-        .values
-        .iter()
-        .map(|v| match v {
-            SortValue::Int(i) => serde_json::json!({"i": i}),
-            SortValue::Real(f) => serde_json::json!({"r": f}),
-            SortValue::Text(t) => serde_json::json!({"t": t}),
-            SortValue::Null => serde_json::Value::Null,
-        })
-        .collect();
-    let doc = serde_json::json!([c.pk, values]);
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(doc.to_string())
-}
-
-fn decode_cursor(s: &str) -> Option<Cursor> {
-    use base64::Engine;
-    if let Ok(pk) = s.parse::<i64>() {
-        return Some(Cursor {
-            pk,
-            values: Vec::new(),
-        });
-    }
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(s)
-        .ok()?;
-    let doc: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-    let pk = doc.get(0)?.as_i64()?;
-    let mut values = Vec::new();
-    for v in doc.get(1)?.as_array()? {
-        values.push(if v.is_null() {
-            SortValue::Null
-        } else if let Some(i) = v.get("i").and_then(serde_json::Value::as_i64) {
-            SortValue::Int(i)
-        } else if let Some(f) = v.get("r").and_then(serde_json::Value::as_f64) {
-            SortValue::Real(f)
-        } else {
-            SortValue::Text(v.get("t")?.as_str()?.to_string())
-        });
-    }
-    Some(Cursor { pk, values })
 }
