@@ -1,14 +1,15 @@
 //! SQLite backend of the [`ResourceStore`] port: the zero-set-up store a single clinic runs on.
 //!
-//! One writer connection (SQLite allows one writer at a time; serialising in-process avoids busy retries) and
-//! a pool of reader connections, which WAL mode lets run beside the writer. `synchronous=FULL` makes every
-//! acknowledged commit survive a crash or `kill -9`.
+//! One writer connection (SQLite allows one writer at a time; serialising in-process avoids busy retries) with
+//! group commit (`commit`), and a pool of reader connections, which WAL mode lets run beside the writer.
+//! `synchronous=FULL` makes every acknowledged commit survive a crash or `kill -9`.
 
+mod commit;
 mod migrate;
 mod tx;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use continuum_store::sql::{self, Compiled, Dialect, SqlValue};
 use continuum_store::{
@@ -22,7 +23,7 @@ pub use migrate::migrate;
 
 pub struct SqliteStore {
     path: PathBuf,
-    writer: Mutex<Connection>,
+    writer: commit::GroupCommit,
     readers: r2d2::Pool<SqliteConnectionManager>,
     clock: Arc<dyn Clock>,
 }
@@ -76,7 +77,7 @@ impl SqliteStore {
             .map_err(backend)?;
         Ok(SqliteStore {
             path,
-            writer: Mutex::new(writer),
+            writer: commit::GroupCommit::new(writer),
             readers,
             clock,
         })
@@ -273,21 +274,6 @@ impl ResourceStore for SqliteStore {
     }
 
     fn write(&self, work: &mut dyn FnMut(&mut dyn WriteTx) -> Result<()>) -> Result<()> {
-        // A poisoned lock only means another writer panicked mid-transaction; SQLite rolled that back, so the
-        // connection is still consistent and can be reused.
-        let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        let txn = conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(backend)?;
-        let now = self.clock.now();
-        let mut wtx = tx::SqliteTx::new(&txn, now);
-        let outcome = work(&mut wtx);
-        match outcome {
-            Ok(()) => txn.commit().map_err(backend),
-            Err(e) => {
-                txn.rollback().map_err(backend)?;
-                Err(e)
-            }
-        }
+        self.writer.write(self.clock.as_ref(), work)
     }
 }

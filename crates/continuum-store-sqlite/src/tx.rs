@@ -5,19 +5,19 @@ use continuum_store::{
     stamp, to_micros, type_and_id, Expect, Method, Result, SearchPage, SearchQuery, StoreError,
     StoredResource, WriteTx, Written,
 };
-use rusqlite::{params, params_from_iter, OptionalExtension, Transaction};
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 use serde_json::Value;
 use time::OffsetDateTime;
 
 use crate::{backend, bind, read_current, run_search};
 
 pub(crate) struct SqliteTx<'a> {
-    txn: &'a Transaction<'a>,
+    txn: &'a Connection,
     now: OffsetDateTime,
 }
 
 impl<'a> SqliteTx<'a> {
-    pub(crate) fn new(txn: &'a Transaction<'a>, now: OffsetDateTime) -> Self {
+    pub(crate) fn new(txn: &'a Connection, now: OffsetDateTime) -> Self {
         // Stored instants have microsecond precision; truncate so what we return equals what we read back.
         let now = now
             .replace_nanosecond(now.microsecond() * 1_000)

@@ -65,6 +65,10 @@ enum Bench {
         /// Unmeasured warm-up before the run (connections, caches).
         #[arg(long, default_value_t = 1.0)]
         warmup_seconds: f64,
+        /// Clients create Patients (`POST /fhir/Patient`, `Prefer: return=minimal`) instead of reading: the
+        /// concurrent single-resource write path (group commit on SQLite).
+        #[arg(long)]
+        create: bool,
     },
 }
 
@@ -313,6 +317,7 @@ fn main() -> Result<()> {
             clients,
             seconds,
             warmup_seconds,
+            create,
         } => {
             if resources == 0 || clients == 0 {
                 bail!("--resources and --clients must be at least 1");
@@ -327,7 +332,7 @@ fn main() -> Result<()> {
             let kinds = backend.kinds();
             let mut results = Vec::new();
             for &kind in &kinds {
-                let figures = read::run(kind, resources, clients, seconds, warmup_seconds)?;
+                let figures = read::run(kind, resources, clients, seconds, warmup_seconds, create)?;
                 figures.print();
                 results.push(figures);
             }

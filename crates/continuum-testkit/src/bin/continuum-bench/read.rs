@@ -185,6 +185,7 @@ pub(crate) fn run(
     clients: usize,
     seconds: f64,
     warmup_seconds: f64,
+    create: bool,
 ) -> Result<ReadFigures> {
     let target = Target::open(kind)?;
     let fhir = Fhir::new(target.store.clone());
@@ -216,6 +217,7 @@ pub(crate) fn run(
         clients,
         Duration::from_secs_f64(warmup_seconds),
         Duration::from_secs_f64(seconds),
+        create,
     ));
     drop(client_rt);
 
@@ -263,6 +265,7 @@ async fn generate_load(
     clients: usize,
     warmup: Duration,
     measure: Duration,
+    create: bool,
 ) -> Result<Load> {
     let start = Instant::now();
     let measure_from = start + warmup;
@@ -284,12 +287,29 @@ async fn generate_load(
                 if t0 >= end {
                     break;
                 }
-                let url = format!("{base}{}", patient_id(rng.random_range(0..resources)));
-                let result = match client.get(&url).send().await {
+                let pick = rng.random_range(0..resources);
+                let (request, expected) = if create {
+                    let mut body = patient(pick);
+                    if let Some(o) = body.as_object_mut() {
+                        o.remove("id");
+                    }
+                    let req = client
+                        .post(base.trim_end_matches('/'))
+                        .header("content-type", "application/fhir+json")
+                        .header("prefer", "return=minimal")
+                        .body(body.to_string());
+                    (req, reqwest::StatusCode::CREATED)
+                } else {
+                    (
+                        client.get(format!("{base}{}", patient_id(pick))),
+                        reqwest::StatusCode::OK,
+                    )
+                };
+                let result = match request.send().await {
                     Ok(resp) => {
                         let status = resp.status();
                         match resp.bytes().await {
-                            Ok(_) if status == reqwest::StatusCode::OK => Ok(()),
+                            Ok(_) if status == expected => Ok(()),
                             Ok(_) => Err(format!("HTTP {status}")),
                             Err(e) => Err(format!("reading the body: {e}")),
                         }
