@@ -118,6 +118,17 @@ pub enum Predicate {
         target_type: Option<String>,
         target_id: String,
     },
+    /// `:text` on a token: the coding's display or the concept's text starts with `value` (normalised).
+    TokenText {
+        param: String,
+        value: String,
+    },
+    /// `:below` (the stored URI starts with `value`) or `:above` (`value` starts with the stored URI).
+    UriPrefix {
+        param: String,
+        value: String,
+        below: bool,
+    },
     Date {
         param: String,
         cmp: Comparator,

@@ -105,7 +105,13 @@ pub fn index_rows(resource_type: &str, entries: &[IndexEntry]) -> Vec<(IndexTabl
                     SqlValue::Int(token_hash(None, code)),
                     opt_text(system),
                     SqlValue::Text(code.clone()),
-                    opt_text(text),
+                    // normalised, for `:text` (starts-with, case- and accent-insensitive)
+                    match text {
+                        Some(t) => {
+                            SqlValue::Text(indexable(&continuum_fhir::index::normalize_string(t)))
+                        }
+                        None => SqlValue::Null,
+                    },
                 ],
             ),
             IndexValue::Reference {
@@ -432,6 +438,45 @@ fn predicate(b: &mut Builder, ty: Option<&str>, alias: &str, p: &Predicate) -> R
             if let Some(t) = target_type {
                 b.push(" AND target_type = ");
                 b.text(t);
+            }
+            b.push(")");
+        }
+        Predicate::TokenText { param, value } => {
+            let pid = pid_for(ty, param)?;
+            let value = indexable(value);
+            b.push(&pk_in(false));
+            b.push("SELECT res_pk FROM idx_token WHERE pid = ");
+            b.int(pid);
+            b.push(" AND text >= ");
+            b.text(&value);
+            if let Some(upper) = prefix_upper_bound(&value) {
+                b.push(" AND text < ");
+                b.text(&upper);
+            }
+            b.push(")");
+        }
+        Predicate::UriPrefix {
+            param,
+            value,
+            below,
+        } => {
+            let pid = pid_for(ty, param)?;
+            b.push(&pk_in(false));
+            b.push("SELECT res_pk FROM idx_uri WHERE pid = ");
+            b.int(pid);
+            if *below {
+                let value = indexable(value);
+                b.push(" AND value >= ");
+                b.text(&value);
+                if let Some(upper) = prefix_upper_bound(&value) {
+                    b.push(" AND value < ");
+                    b.text(&upper);
+                }
+            } else {
+                // the stored URI is a prefix of the search value
+                b.push(" AND substr(");
+                b.text(&indexable(value));
+                b.push(", 1, length(value)) = value");
             }
             b.push(")");
         }

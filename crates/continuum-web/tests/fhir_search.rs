@@ -10,7 +10,8 @@ use serde_json::{json, Value};
 
 fn obs(id: &str, patient: &str, loinc: &str, value: f64, unit: &str) -> Value {
     json!({"resourceType": "Observation", "id": id, "status": "final",
-           "code": {"coding": [{"system": "http://loinc.org", "code": loinc}]},
+           "code": {"coding": [{"system": "http://loinc.org", "code": loinc,
+                                 "display": if loinc == "8867-4" { "Heart rate" } else { "Glucose [Moles/volume] in Blood" }}]},
            "subject": {"reference": format!("Patient/{patient}")},
            "effectiveDateTime": "2025-03-01T09:30:00Z",
            "valueQuantity": {"value": value, "unit": unit, "system": "http://unitsofmeasure.org", "code": unit}})
@@ -318,7 +319,71 @@ async fn sort_pages_follow_next_links(app: &TestApp) {
     assert_eq!(s, 400);
 }
 
+async fn token_text_reference_identifier_and_uri_modifiers(app: &TestApp) {
+    population(app).await;
+    let heart = v(&["Observation/oa1", "Observation/oa2", "Observation/ob1"]);
+    assert_eq!(ids(app, "Observation?code:text=heart").await, heart);
+    assert_eq!(
+        ids(app, "Observation?code:text=H%C3%89ART").await,
+        heart,
+        "case and accents folded"
+    );
+    assert_eq!(
+        ids(app, "Observation?code:text=glucose").await,
+        v(&["Observation/glucose"])
+    );
+    let mut o = obs("by-id", "pb", "8867-4", 80.0, "/min");
+    o["performer"] =
+        json!([{"identifier": {"system": "urn:continuum:synthetic:staff", "value": "S-9"}}]);
+    put(app, o).await;
+    assert_eq!(
+        ids(
+            app,
+            "Observation?performer:identifier=urn:continuum:synthetic:staff|S-9"
+        )
+        .await,
+        v(&["Observation/by-id"])
+    );
+    assert!(ids(
+        app,
+        "Observation?performer:identifier=urn:continuum:synthetic:staff|S-10"
+    )
+    .await
+    .is_empty());
+    for (id, url) in [
+        ("vs-a", "http://example.org/fhir/ValueSet/a"),
+        ("vs-b", "http://example.org/other/b"),
+    ] {
+        put(
+            app,
+            json!({"resourceType": "ValueSet", "id": id, "url": url, "status": "active"}),
+        )
+        .await;
+    }
+    assert_eq!(
+        ids(app, "ValueSet?url:below=http://example.org/fhir").await,
+        v(&["ValueSet/vs-a"])
+    );
+    assert_eq!(
+        ids(app, "ValueSet?url:below=http://example.org").await,
+        v(&["ValueSet/vs-a", "ValueSet/vs-b"])
+    );
+    assert_eq!(
+        ids(
+            app,
+            "ValueSet?url:above=http://example.org/fhir/ValueSet/a/_history/2"
+        )
+        .await,
+        v(&["ValueSet/vs-a"])
+    );
+    assert_eq!(
+        ids(app, "ValueSet?url=http://example.org/other/b").await,
+        v(&["ValueSet/vs-b"])
+    );
+}
+
 on_both_backends!(
+    token_text_reference_identifier_and_uri_modifiers,
     sort_pages_follow_next_links,
     quantity_and_number_prefixes,
     chains_and_reverse_chains,

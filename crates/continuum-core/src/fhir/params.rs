@@ -519,6 +519,22 @@ fn filters_for(
         for v in &values {
             let p = match (def.kind, modifier) {
                 (SearchParamType::Reference, None) => reference_value(code, None, v)?,
+                // Reference.identifier is indexed as a token under the reference parameter
+                (SearchParamType::Reference, Some("identifier")) => token_value(code, false, v)?,
+                (SearchParamType::Token, Some("text")) => Predicate::TokenText {
+                    param: code.to_string(),
+                    value: normalize_string(v),
+                },
+                (SearchParamType::Uri, Some("below")) => Predicate::UriPrefix {
+                    param: code.to_string(),
+                    value: v.clone(),
+                    below: true,
+                },
+                (SearchParamType::Uri, Some("above")) => Predicate::UriPrefix {
+                    param: code.to_string(),
+                    value: v.clone(),
+                    below: false,
+                },
                 (SearchParamType::Reference, Some(m)) if registry().is_resource_type(m) => {
                     reference_value(code, Some(m), v)?
                 }

@@ -68,6 +68,17 @@ pub(crate) fn convert(kind: SearchParamType, node: &Node<'_>, out: &mut Vec<Inde
             if let Some(r) = o.get("reference").and_then(Value::as_str) {
                 out.extend(reference(r));
             }
+            // `Reference.identifier`, for the `:identifier` modifier: indexed as a token under the same
+            // parameter (the token table), never as a reference.
+            if let Some(Value::Object(id)) = o.get("identifier") {
+                if let Some(value) = id
+                    .get("value")
+                    .and_then(Value::as_str)
+                    .filter(|v| !v.is_empty())
+                {
+                    out.push(token(str_field(id, "system"), value, None));
+                }
+            }
         }
         (SearchParamType::Date, Val::Json(Value::Object(o))) => match code {
             "Period" => out.extend(period(o)),

@@ -127,14 +127,18 @@ fn observation_subject_code_date_and_value() {
     assert_numeric(&q[0], 72.5, 72.45, 72.55);
     assert_eq!(quantity_units(&q[0]), (Some(UCUM), Some("kg"), Some("kg")));
     assert!(values(&obs, "value-concept").is_empty());
-    // Absolute reference: type and id from the tail, url kept; `#c1` and identifier-only are not references.
+    // Absolute reference: type and id from the tail, url kept; `#c1` is not indexed; an identifier-only
+    // reference is indexed as a token (for `performer:identifier=...`), never as a reference.
     assert_eq!(
         values(&obs, "performer"),
-        vec![rf(
-            "Practitioner",
-            "dr-7",
-            Some("https://other.example/fhir/Practitioner/dr-7/_history/3")
-        )]
+        vec![
+            rf(
+                "Practitioner",
+                "dr-7",
+                Some("https://other.example/fhir/Practitioner/dr-7/_history/3")
+            ),
+            tok(Some("http://example.org/staff"), "s-9", None)
+        ]
     );
 }
 
