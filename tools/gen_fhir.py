@@ -76,6 +76,8 @@ def structures(defs):
             if path == name:
                 continue
             entry = {"min": el["min"], "max": el["max"]}
+            if el.get("isSummary"):
+                entry["summary"] = True
             if "contentReference" in el:
                 entry["ref"] = el["contentReference"].lstrip("#")
             else:

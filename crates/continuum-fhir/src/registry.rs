@@ -23,6 +23,9 @@ pub struct ElementDef {
     /// Content reference (`"Questionnaire.item"`): the element has the same children as that path.
     #[serde(rename = "ref")]
     pub content_ref: Option<String>,
+    /// Part of the summary view (`_summary=true`).
+    #[serde(default)]
+    pub summary: bool,
 }
 
 impl ElementDef {
@@ -161,6 +164,26 @@ impl Registry {
         self.resource_types
             .binary_search_by(|t| t.as_str().cmp(name))
             .is_ok()
+    }
+
+    /// Whether a top-level element of a resource type is in its summary (`_summary=true`). Choice elements
+    /// (`deceasedBoolean`) are looked up by their `[x]` name.
+    pub fn is_summary_element(&self, resource_type: &str, json_name: &str) -> bool {
+        let Some(s) = self.structures.get(resource_type) else {
+            return false;
+        };
+        if let Some(e) = s.elements.get(json_name) {
+            return e.summary;
+        }
+        s.elements
+            .iter()
+            .filter(|(k, _)| !k.contains('.'))
+            .filter_map(|(k, e)| k.strip_suffix("[x]").map(|stem| (stem, e)))
+            .any(|(stem, e)| {
+                e.summary
+                    && json_name.starts_with(stem)
+                    && json_name[stem.len()..].starts_with(char::is_uppercase)
+            })
     }
 
     pub fn structure(&self, name: &str) -> Option<&Structure> {

@@ -270,6 +270,14 @@ async fn elements_and_summary(app: &TestApp) {
     let r = &b["entry"][0]["resource"];
     assert!(r.get("text").is_none());
     assert_eq!(r["gender"], "female");
+    // summary elements of Patient per R4: identifier, active, name, telecom, gender, birthDate, deceased[x],
+    // address, managingOrganization, link — not generalPractitioner, not text
+    let (_, b) = app.get("Patient?_id=pa&_summary=true").await;
+    let r = &b["entry"][0]["resource"];
+    assert_eq!(r["gender"], "female");
+    assert_eq!(r["managingOrganization"]["reference"], "Organization/org1");
+    assert!(r.get("generalPractitioner").is_none());
+    assert!(r.get("text").is_none());
     let (_, b) = app.get("Patient?_id=pa&_summary=text").await;
     let r = &b["entry"][0]["resource"];
     assert!(r.get("text").is_some());

@@ -65,6 +65,8 @@ pub struct Include {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Summary {
+    /// Only the elements the R4 definitions mark as summary.
+    True,
     Text,
     Data,
 }
@@ -248,6 +250,7 @@ pub fn parse_search(
                         query.count = 0;
                     }
                     "false" => {}
+                    "true" => summary = Some(Summary::True),
                     "text" => summary = Some(Summary::Text),
                     "data" => summary = Some(Summary::Data),
                     _ => {

@@ -143,6 +143,18 @@ pub fn subset<'a>(
         (None, Some(Summary::Text)) => {
             obj.retain(|k, _| ALWAYS.contains(&k.as_str()) || k == "text")
         }
+        (None, Some(Summary::True)) => {
+            let ty = obj
+                .get("resourceType")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            let reg = continuum_fhir::registry::registry();
+            obj.retain(|k, _| {
+                ALWAYS.contains(&k.as_str())
+                    || reg.is_summary_element(&ty, k.trim_start_matches('_'))
+            });
+        }
         (None, None) => {}
     }
     let meta = obj.entry("meta").or_insert_with(|| json!({}));
