@@ -216,6 +216,10 @@ impl ResourceStore for PostgresStore {
         queries::history(&mut *self.conn()?, query)
     }
 
+    fn explain(&self, query: &SearchQuery) -> Result<String> {
+        queries::explain(&mut *self.conn()?, query)
+    }
+
     fn search(&self, query: &SearchQuery) -> Result<SearchPage> {
         queries::search(&mut *self.conn()?, query)
     }

@@ -185,3 +185,19 @@ pub(crate) fn history(conn: &mut Conn, q: &HistoryQuery) -> Result<HistoryPage> 
         total,
     })
 }
+
+pub(crate) fn explain(conn: &mut Conn, q: &SearchQuery) -> Result<String> {
+    let compiled = sql::compile_search(Dialect::Postgres, q)?;
+    let plan = sql::Compiled {
+        sql: format!("EXPLAIN {}", compiled.sql),
+        params: compiled.params.clone(),
+    };
+    let rows = run(conn, &plan)?;
+    let mut out = format!("{}\n", sql::numbered_placeholders(&compiled.sql));
+    for row in rows {
+        let line: String = row.try_get(0).map_err(db_error)?;
+        out.push_str(&line);
+        out.push('\n');
+    }
+    Ok(out)
+}

@@ -273,6 +273,23 @@ impl ResourceStore for SqliteStore {
         run_search(&conn, q)
     }
 
+    fn explain(&self, q: &SearchQuery) -> Result<String> {
+        let conn = self.reader()?;
+        let Compiled { sql, params } = sql::compile_search(Dialect::Sqlite, q)?;
+        let mut stmt = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .map_err(backend)?;
+        let rows = stmt
+            .query_map(params_from_iter(bind(&params)), |r| r.get::<_, String>(3))
+            .map_err(backend)?;
+        let mut out = format!("{sql}\n");
+        for row in rows {
+            out.push_str(&row.map_err(backend)?);
+            out.push('\n');
+        }
+        Ok(out)
+    }
+
     fn write(&self, work: &mut dyn FnMut(&mut dyn WriteTx) -> Result<()>) -> Result<()> {
         self.writer.write(self.clock.as_ref(), work)
     }

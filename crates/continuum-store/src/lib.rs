@@ -172,6 +172,9 @@ pub trait ResourceStore: Send + Sync {
     fn vread(&self, resource_type: &str, id: &str, version: i64) -> Result<Option<StoredResource>>;
     fn history(&self, query: &HistoryQuery) -> Result<HistoryPage>;
     fn search(&self, query: &SearchQuery) -> Result<SearchPage>;
+    /// The SQL a search runs and the database's plan for it, for administrators checking that a query uses
+    /// its indexes. Never shown to clients: the CLI is the only door.
+    fn explain(&self, query: &SearchQuery) -> Result<String>;
     /// Run `work` in one atomic transaction; commit when it returns `Ok`, roll back otherwise. The store may
     /// run `work` again after [`StoreError::Contention`], so it must not have side effects outside the
     /// transaction other than recording its results.

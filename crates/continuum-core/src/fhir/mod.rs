@@ -554,6 +554,20 @@ impl Fhir {
         self.searchset(base, &path, params, parsed)
     }
 
+    /// The SQL and database plan of a search (`continuum explain`), for administrators. Strict: a parameter
+    /// that would be ignored is an error here, so the plan shown is the plan of the whole query.
+    pub fn explain(
+        &self,
+        resource_type: Option<&str>,
+        params: &[(String, String)],
+    ) -> Result<String, CoreError> {
+        if let Some(t) = resource_type {
+            check_type(t)?;
+        }
+        let parsed = parse_search(resource_type, params, Handling::Strict)?;
+        Ok(self.store.explain(&parsed.query)?)
+    }
+
     /// Compartment search: `GET [base]/Patient/123/Observation?...` — the type's search restricted to the
     /// resources linked to the compartment's resource by the R4 CompartmentDefinition.
     pub fn compartment_search(
