@@ -19,10 +19,16 @@
 //! are built in, see `terms.rs`), or clinical plausibility beyond "looks like a real chart". Never use
 //! the output as clinical content.
 
+mod family;
+pub mod labels;
+pub mod ndjson;
 mod patient;
 mod person;
+mod population;
 mod providers;
 mod resources;
+mod site;
+pub mod terminology;
 mod terms;
 #[cfg(test)]
 mod tests;
@@ -35,6 +41,13 @@ use time::{OffsetDateTime, UtcOffset};
 
 use providers::Providers;
 
+pub use family::Relation;
+pub use population::{
+    extension_url, showcase, sponsor_bounds, AgeBand, Chunk, ChunkKind, Population, Showcase,
+};
+pub use providers::StaffRole;
+pub use site::VisitType;
+
 /// Identifier system of the shared Organizations (as in Synthea's output).
 pub const ORGANIZATION_SYSTEM: &str = "https://github.com/synthetichealth/synthea";
 /// Identifier system of the shared Practitioners; values are synthetic `99999…` numbers, never issued NPIs.
@@ -43,6 +56,19 @@ pub const NPI_SYSTEM: &str = "http://hl7.org/fhir/sid/us-npi";
 pub const DODID_SYSTEM: &str = "urn:continuum:synthetic:dodid";
 /// Identifier system of the synthetic medical record number of each patient.
 pub const MRN_SYSTEM: &str = "urn:continuum:synthetic:mrn";
+/// Identifier system of every staff member (Practitioner), licensed or not.
+pub const STAFF_SYSTEM: &str = "urn:continuum:synthetic:staff";
+/// Identifier system of the 11-digit benefits-number-like identifier: the sponsor's 9 digits and a 2-digit
+/// person designator (00 sponsor, 01 spouse, 20… children).
+pub const DBN_SYSTEM: &str = "urn:continuum:synthetic:dbn";
+/// Identifier system of units (a unit-identification-code-like value).
+pub const UNIT_SYSTEM: &str = "urn:continuum:synthetic:uic";
+/// Identifier system of Locations, HealthcareServices, PractitionerRoles, Schedules and Slots (one system,
+/// values prefixed by kind), so patient bundles can reference them conditionally.
+pub const SITE_SYSTEM: &str = "urn:continuum:synthetic:site";
+/// Placeholder canonical base of the code systems, value sets and extensions Continuum defines itself, until
+/// the project has a home on the web (`.example` is reserved: it can never point at someone else's site).
+pub const CANONICAL_BASE: &str = "https://continuum.example/fhir";
 
 /// What to generate. All output is a function of these fields and the patient index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,6 +114,13 @@ pub fn patient_bundles(cfg: &SynthConfig, n: u64) -> impl Iterator<Item = Value>
 
 /// Stream number of the provider RNG; patient `index` uses stream `index`.
 const PROVIDER_STREAM: u64 = u64::MAX;
+/// Stream of the facility staff other than the primary-care managers.
+const STAFF_STREAM: u64 = u64::MAX - 1;
+/// Stream of the shared site data (units, beds, slots).
+const SITE_STREAM: u64 = u64::MAX - 2;
+/// Families use streams `FAMILY_STREAMS | family`, their members `MEMBER_STREAMS | key`.
+const FAMILY_STREAMS: u64 = 1 << 62;
+const MEMBER_STREAMS: u64 = 1 << 63;
 
 fn splitmix64(mut z: u64) -> u64 {
     z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
@@ -101,6 +134,11 @@ fn stream_rng(seed: u64, stream: u64) -> StdRng {
     StdRng::seed_from_u64(splitmix64(
         splitmix64(seed) ^ stream.wrapping_mul(0xD1B5_4A32_D192_ED03),
     ))
+}
+
+/// The canonical URL of one of Continuum's own code systems (`terminology/continuum.csv`).
+fn cs_url(name: &str) -> String {
+    format!("{CANONICAL_BASE}/CodeSystem/{name}")
 }
 
 /// A version-4-shaped UUID drawn from the RNG (so it is reproducible).

@@ -23,6 +23,8 @@ use super::terms::*;
 use super::{fhir_date, fhir_datetime, new_urn, new_uuid, splitmix64, stream_rng, SynthConfig};
 use super::{DODID_SYSTEM, MRN_SYSTEM, ORGANIZATION_SYSTEM};
 
+mod exams;
+
 const V2_0203: &str = "http://terminology.hl7.org/CodeSystem/v2-0203";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,9 +60,57 @@ struct Sim<'a> {
     last_tdap: Option<OffsetDateTime>,
 }
 
+/// The identifiers of a simulated patient (the population derives them from the family, the legacy path from
+/// the patient index).
+pub(super) struct Identity {
+    /// 10 digits, under [`DODID_SYSTEM`]; also the Patient's `ifNoneExist` key.
+    pub(super) dodid: String,
+    /// Under [`MRN_SYSTEM`].
+    pub(super) mrn: String,
+    /// Whether the record includes dental examinations (the population's; the legacy bundles stay as they
+    /// were, medical only).
+    pub(super) dental: bool,
+}
+
+impl Identity {
+    /// Bijections of the index (multipliers coprime to the modulus, no overflow), so identifiers never
+    /// repeat within a seed for the first 10^8 patients.
+    fn legacy(seed: u64, index: u64) -> Self {
+        const DODIDS: u64 = 100_000_000;
+        const MRNS: u64 = 1_000_000_000;
+        let dodid =
+            ((index % DODIDS) * 48_271 % DODIDS + splitmix64(seed ^ 0xD0D) % DODIDS) % DODIDS;
+        let mrn = ((index % MRNS) * 2_654_435_761 % MRNS + splitmix64(seed ^ 0x3A7) % MRNS) % MRNS;
+        Identity {
+            dodid: format!("99{dodid:08}"),
+            mrn: format!("SYN{mrn:09}"),
+            dental: false,
+        }
+    }
+}
+
+/// A simulated patient: who they are and their record, as transaction entries (the Patient first).
+pub(super) struct Simulated {
+    pub(super) person: Person,
+    pub(super) patient_urn: String,
+    pub(super) entries: Vec<Value>,
+}
+
 pub(super) fn generate(cfg: &SynthConfig, prov: &Providers, index: u64) -> Value {
     let mut rng = stream_rng(cfg.seed, index);
     let p = sample_person(&mut rng, cfg, prov);
+    let sim = simulate(cfg, prov, rng, p, &Identity::legacy(cfg.seed, index));
+    json!({ "resourceType": "Bundle", "type": "transaction", "entry": sim.entries })
+}
+
+/// Walks one person's visits and writes their record.
+pub(super) fn simulate(
+    cfg: &SynthConfig,
+    prov: &Providers,
+    mut rng: StdRng,
+    p: Person,
+    identity: &Identity,
+) -> Simulated {
     let end = p.death.unwrap_or(cfg.now);
     let first = (cfg.now - years(f64::from(cfg.years_of_history))).max(p.birth + Duration::days(2));
     let visits = if first < end {
@@ -84,11 +134,18 @@ pub(super) fn generate(cfg: &SynthConfig, prov: &Providers, index: u64) -> Value
         given: BTreeSet::new(),
         last_tdap: None,
     };
-    sim.patient_resource(index);
+    sim.patient_resource(identity);
     for (i, v) in visits.iter().enumerate() {
         sim.visit(v, i == 0);
     }
-    json!({ "resourceType": "Bundle", "type": "transaction", "entry": sim.entries })
+    if identity.dental {
+        sim.dental_exams(first, end);
+    }
+    Simulated {
+        person: sim.p,
+        patient_urn: sim.patient,
+        entries: sim.entries,
+    }
 }
 
 impl Sim<'_> {
@@ -101,21 +158,11 @@ impl Sim<'_> {
         self.entries.len() - 1
     }
 
-    fn patient_resource(&mut self, index: u64) {
+    fn patient_resource(&mut self, identity: &Identity) {
         let p = &self.p;
         let last = p.stints.last().map_or((0, 0), |s| (s.org, s.pcm));
         let facility = self.prov.orgs[last.0].facility;
         let offset = facility.offset;
-        // Bijections of the index (multipliers coprime to the modulus, no overflow), so identifiers never
-        // repeat within a seed for the first 10^8 patients.
-        const DODIDS: u64 = 100_000_000;
-        const MRNS: u64 = 1_000_000_000;
-        let dodid = ((index % DODIDS) * 48_271 % DODIDS
-            + splitmix64(self.cfg.seed ^ 0xD0D) % DODIDS)
-            % DODIDS;
-        let mrn = ((index % MRNS) * 2_654_435_761 % MRNS
-            + splitmix64(self.cfg.seed ^ 0x3A7) % MRNS)
-            % MRNS;
         let adult = p.age_at(self.end) >= 18.0;
         let prefix = match (adult, p.female, p.married) {
             (false, _, _) => None,
@@ -158,12 +205,12 @@ impl Sim<'_> {
                 {
                     "type": { "coding": [{ "system": V2_0203, "code": "MR", "display": "Medical Record Number" }], "text": "Medical Record Number" },
                     "system": MRN_SYSTEM,
-                    "value": format!("SYN{mrn:09}")
+                    "value": identity.mrn
                 },
                 {
                     "type": { "coding": [{ "system": V2_0203, "code": "MI", "display": "Military ID number" }], "text": "DoD ID (synthetic)" },
                     "system": DODID_SYSTEM,
-                    "value": format!("99{dodid:08}")
+                    "value": identity.dodid
                 }
             ],
             "active": true,
@@ -205,7 +252,7 @@ impl Sim<'_> {
         {
             e.insert(
                 "ifNoneExist".into(),
-                json!(format!("identifier={DODID_SYSTEM}|99{dodid:08}")),
+                json!(format!("identifier={DODID_SYSTEM}|{}", identity.dodid)),
             );
         }
     }
@@ -226,6 +273,7 @@ impl Sim<'_> {
                 .find(|c| c.condition.is_some())
                 .map(|c| (ICD10CM, c.code)),
             Kind::PrenatalInitial | Kind::Prenatal => Some((ICD10CM, PREGNANCY)),
+            Kind::Wellness if self.on_duty(age) => Some((ICD10CM, PHA)),
             Kind::Wellness => None,
         };
         let enc_type = match kind {
@@ -269,6 +317,9 @@ impl Sim<'_> {
                 }
                 self.immunizations(&ctx, v, age);
                 self.screening(&ctx, v, age);
+                if self.on_duty(age) {
+                    self.pha(&ctx, v, age);
+                }
                 self.renewals(&ctx, v);
             }
             Kind::FollowUp => {
@@ -300,7 +351,12 @@ impl Sim<'_> {
                 return self.sick_or_follow_up();
             }
         }
-        if self.p.female && (18.0..=42.0).contains(&age) && self.rng.random_bool(0.06) {
+        let contraception = self.has(CONTRACEPTION, v.start);
+        if self.p.female
+            && !contraception
+            && (18.0..=42.0).contains(&age)
+            && self.rng.random_bool(0.06)
+        {
             let onset = (v.start - Duration::days(self.rng.random_range(42..70))).max(self.p.birth);
             let due = onset + Duration::weeks(40);
             self.pregnancy = Some(Pregnancy {
@@ -390,12 +446,12 @@ impl Sim<'_> {
                 repeats: 11,
                 validity_days: 365,
             },
-            (Form::Tablet, true) => Supply {
+            (Form::Tablet | Form::Capsule, true) => Supply {
                 days: 30,
                 repeats: 5,
                 validity_days: 365,
             },
-            (Form::Tablet, false) => Supply {
+            (Form::Tablet | Form::Capsule, false) => Supply {
                 days: 90,
                 repeats: 3,
                 validity_days: 365,
@@ -699,7 +755,8 @@ impl Sim<'_> {
         if age >= 19.0 && tdap_year && self.last_tdap.is_none_or(|l| t - l > years(9.0)) {
             due.push(("tdap", TDAP));
         }
-        if self.p.role == Role::ActiveDuty && !self.given.contains("hepa") && age < 30.0 {
+        let military = matches!(self.p.role, Role::ActiveDuty | Role::Reserve);
+        if military && !self.given.contains("hepa") && age < 30.0 {
             due.push(("hepa", HEPA_ADULT));
         }
         if age >= 12.0

@@ -43,12 +43,25 @@ pub(super) fn interpolate(table: &[(f64, f64)], x: f64) -> f64 {
     prev.1
 }
 
+/// The beneficiary category of a person: a sponsor's status, or a family member of one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Role {
     ActiveDuty,
+    Reserve,
+    Retiree,
+    Veteran,
     Spouse,
     Child,
-    Retiree,
+}
+
+impl Role {
+    /// Served in the armed forces (for deployment-related conditions and military vaccines).
+    pub(super) fn served(self) -> bool {
+        matches!(
+            self,
+            Role::ActiveDuty | Role::Reserve | Role::Retiree | Role::Veteran
+        )
+    }
 }
 
 /// A posting at one facility from `from` on, with the primary-care manager seen there.
@@ -56,6 +69,23 @@ pub(super) struct Stint {
     pub(super) from: OffsetDateTime,
     pub(super) org: usize,
     pub(super) pcm: usize,
+}
+
+#[derive(Clone)]
+/// What the caller fixes about a person before the rest is drawn: the family generator decides roles, sex,
+/// ages, the family name and the household's duty stations; the legacy single-patient path draws them too.
+pub(super) struct Spec {
+    pub(super) role: Role,
+    pub(super) female: bool,
+    pub(super) birth: OffsetDateTime,
+    pub(super) family: &'static str,
+    pub(super) married: bool,
+    /// Household duty stations: from when, at which facility (sorted by time, first one before the window).
+    pub(super) postings: Vec<(OffsetDateTime, usize)>,
+    /// Whether the person may die within the window (never for the children of the population).
+    pub(super) mortal: bool,
+    /// Chronic conditions the person surely has (the demo's showcase family), if old enough.
+    pub(super) forced: Vec<Concept>,
 }
 
 pub(super) struct Person {
@@ -79,6 +109,7 @@ pub(super) struct Person {
     pub(super) allergy: Option<(Concept, AllergyClass, Concept)>,
     pub(super) tdap_phase: u32,
     pub(super) flu_uptake: f64,
+    pub(super) forced: Vec<Concept>,
 }
 
 impl Person {
@@ -161,7 +192,8 @@ impl Person {
     }
 }
 
-/// Draws who patient `index` is. Consumes the RNG in a fixed order, so output is reproducible.
+/// Draws who patient `index` is (the legacy single-patient path, without a family). Consumes the RNG in a
+/// fixed order, so output is reproducible.
 pub(super) fn sample_person(rng: &mut StdRng, cfg: &SynthConfig, prov: &Providers) -> Person {
     let role = match rng.random_range(0..100) {
         0..30 => Role::ActiveDuty,
@@ -170,21 +202,96 @@ pub(super) fn sample_person(rng: &mut StdRng, cfg: &SynthConfig, prov: &Provider
         _ => Role::Retiree,
     };
     let (age, p_female) = match role {
-        Role::ActiveDuty => (18.0 + 27.0 * rng.random::<f64>().powf(1.5), 0.18),
+        Role::ActiveDuty | Role::Reserve => (18.0 + 27.0 * rng.random::<f64>().powf(1.5), 0.18),
         Role::Spouse => (20.0 + rng.random_range(0.0..40.0), 0.85),
         Role::Child => (rng.random_range(0.0..18.0), 0.5),
-        Role::Retiree => (42.0 + rng.random_range(0.0..50.0), 0.35),
+        Role::Retiree | Role::Veteran => (42.0 + rng.random_range(0.0..50.0), 0.35),
     };
     let female = rng.random_bool(p_female);
+    let birth = cfg.now - years(age) - minutes(rng.random_range(0..24 * 60));
+    let family = FAMILY.choose(rng).copied().unwrap_or("Testpatient");
+    let married = match role {
+        Role::Spouse => true,
+        Role::Child => false,
+        Role::ActiveDuty | Role::Reserve => rng.random_bool(0.5),
+        Role::Retiree | Role::Veteran => rng.random_bool(0.75),
+    };
+    let postings = sample_postings(rng, cfg, prov, role, birth);
+    let spec = Spec {
+        role,
+        female,
+        birth,
+        family,
+        married,
+        postings,
+        mortal: true,
+        forced: Vec::new(),
+    };
+    complete_person(rng, cfg, prov, spec)
+}
+
+/// Duty stations: active-duty households move every 2–4 years; retirees and veterans stay near one CONUS
+/// facility. The first posting begins before the history window so it covers all of it.
+pub(super) fn sample_postings(
+    rng: &mut StdRng,
+    cfg: &SynthConfig,
+    prov: &Providers,
+    role: Role,
+    birth: OffsetDateTime,
+) -> Vec<(OffsetDateTime, usize)> {
     let now = cfg.now;
-    let birth = now - years(age) - minutes(rng.random_range(0..24 * 60));
+    let window_start = (now - years(f64::from(cfg.years_of_history))).max(birth);
+    let settled = matches!(role, Role::Retiree | Role::Veteran);
+    let conus: Vec<usize> = (0..prov.orgs.len())
+        .filter(|&i| !prov.orgs[i].facility.overseas)
+        .collect();
+    let mut org = if settled {
+        conus.choose(rng).copied().unwrap_or(0)
+    } else {
+        rng.random_range(0..prov.orgs.len())
+    };
+    let mut from = window_start - years(rng.random_range(0.0..3.0));
+    let mut postings = Vec::new();
+    loop {
+        postings.push((from, org));
+        from += years(rng.random_range(2.0..4.0));
+        if settled || from >= now {
+            break;
+        }
+        let next = rng.random_range(0..prov.orgs.len() - 1);
+        org = if next >= org { next + 1 } else { next };
+    }
+    postings
+}
+
+/// Draws the rest of a person: first names, build, risk factors, PCMs, allergy, vaccine habits, death.
+pub(super) fn complete_person(
+    rng: &mut StdRng,
+    cfg: &SynthConfig,
+    prov: &Providers,
+    spec: Spec,
+) -> Person {
+    let Spec {
+        role,
+        female,
+        birth,
+        family,
+        married,
+        postings,
+        mortal,
+        forced,
+    } = spec;
+    let now = cfg.now;
+    let age = (now - birth).as_seconds_f64() / YEAR_SECONDS;
     let history = f64::from(cfg.years_of_history);
-    let p_death = if role == Role::Retiree && age >= 65.0 {
+    let p_death = if !mortal {
+        0.0
+    } else if matches!(role, Role::Retiree | Role::Veteran) && age >= 65.0 {
         0.08 + (age - 65.0) * 0.01
     } else {
         0.004
     };
-    let death = if rng.random_bool(p_death.min(0.5)) {
+    let death = if p_death > 0.0 && rng.random_bool(p_death.min(0.5)) {
         let earliest = (birth + Duration::days(1)).max(now - years(history));
         let latest = now - Duration::days(1);
         (earliest < latest).then(|| earliest + (latest - earliest) * rng.random_range(0.0..1.0))
@@ -198,20 +305,17 @@ pub(super) fn sample_person(rng: &mut StdRng, cfg: &SynthConfig, prov: &Provider
     };
     let given = given_list.choose(rng).copied().unwrap_or("Avery");
     let middle = given_list.choose(rng).copied().unwrap_or("Avery");
-    let family = FAMILY.choose(rng).copied().unwrap_or("Testpatient");
-    let married = match role {
-        Role::Spouse => true,
-        Role::Child => false,
-        Role::ActiveDuty => rng.random_bool(0.5),
-        Role::Retiree => rng.random_bool(0.75),
-    };
     let spanish = rng.random_bool(0.08);
     let adult_height = if female {
         normal(rng, 163.0, 6.5)
     } else {
         normal(rng, 176.0, 7.0)
     };
-    let bmi_mean = if role == Role::ActiveDuty { 25.5 } else { 27.5 };
+    let bmi_mean = match role {
+        Role::ActiveDuty => 25.5,
+        Role::Reserve => 26.5,
+        _ => 27.5,
+    };
     let bmi40 = normal(rng, bmi_mean, 4.0).clamp(18.5, 45.0);
     let bp_offset = normal(rng, 0.0, 6.0);
     let cholesterol = normal(rng, 180.0, 22.0);
@@ -223,28 +327,14 @@ pub(super) fn sample_person(rng: &mut StdRng, cfg: &SynthConfig, prov: &Provider
     .max(28.0);
     let triglycerides = normal(rng, 115.0, 35.0).max(45.0);
 
-    // Duty stations: active-duty families move every 2–4 years; retirees stay near one CONUS facility.
-    let window_start = (now - years(history)).max(birth);
-    let mut stints = Vec::new();
-    let conus: Vec<usize> = (0..prov.orgs.len())
-        .filter(|&i| !prov.orgs[i].facility.overseas)
+    let stints = postings
+        .into_iter()
+        .map(|(from, org)| {
+            let pcms = prov.staff_of(org);
+            let pcm = pcms.start + rng.random_range(0..pcms.len());
+            Stint { from, org, pcm }
+        })
         .collect();
-    let mut org = if role == Role::Retiree {
-        conus.choose(rng).copied().unwrap_or(0)
-    } else {
-        rng.random_range(0..prov.orgs.len())
-    };
-    let mut from = window_start - years(rng.random_range(0.0..3.0));
-    loop {
-        let pcm = prov.staff_of(org).start + rng.random_range(0..prov.staff_of(org).len());
-        stints.push(Stint { from, org, pcm });
-        from += years(rng.random_range(2.0..4.0));
-        if role == Role::Retiree || from >= now {
-            break;
-        }
-        let next = rng.random_range(0..prov.orgs.len() - 1);
-        org = if next >= org { next + 1 } else { next };
-    }
 
     let allergy = rng.random_bool(0.15).then(|| {
         let total: u32 = ALLERGENS.iter().map(|a| a.2).sum();
@@ -267,8 +357,10 @@ pub(super) fn sample_person(rng: &mut StdRng, cfg: &SynthConfig, prov: &Provider
     let tdap_phase = rng.random_range(0..10);
     let flu_uptake = match role {
         Role::ActiveDuty => 0.97,
+        Role::Reserve => 0.9,
         Role::Child | Role::Retiree => 0.75,
         Role::Spouse => 0.55,
+        Role::Veteran => 0.5,
     };
     Person {
         female,
@@ -290,6 +382,7 @@ pub(super) fn sample_person(rng: &mut StdRng, cfg: &SynthConfig, prov: &Provider
         allergy,
         tdap_phase,
         flu_uptake,
+        forced,
     }
 }
 
@@ -306,9 +399,9 @@ pub(super) struct Chronic {
 pub(super) fn sample_chronic(rng: &mut StdRng, p: &Person, end: OffsetDateTime) -> Vec<Chronic> {
     let age_end = p.age_at(end);
     let obese = p.bmi40 >= 30.0;
-    let veteran = matches!(p.role, Role::ActiveDuty | Role::Retiree);
+    let veteran = p.role.served();
     let ramp = |from: f64, per_year: f64, cap: f64| ((age_end - from) * per_year).clamp(0.0, cap);
-    let candidates: [(Concept, f64, f64, &[Med]); 13] = [
+    let candidates: [(Concept, f64, f64, &[Med]); 17] = [
         (
             HYPERTENSION,
             25.0,
@@ -356,13 +449,36 @@ pub(super) fn sample_chronic(rng: &mut StdRng, p: &Person, end: OffsetDateTime) 
             &[NAPROXEN, IBUPROFEN],
         ),
         (NICOTINE, 16.0, 0.1, &[]),
+        (DEPRESSION, 12.0, 0.07, &[SERTRALINE, FLUOXETINE]),
+        (
+            ALCOHOL_ABUSE,
+            18.0,
+            if veteran { 0.05 } else { 0.025 },
+            &[NALTREXONE],
+        ),
+        (HIV_ASYMPTOMATIC, 18.0, 0.003, &[HIV_ART]),
+        (
+            // Only women young enough that the order is still plausible today.
+            CONTRACEPTION,
+            15.0,
+            if p.female && age_end < 46.0 { 0.3 } else { 0.0 },
+            &[CONTRACEPTIVE_PILL, CONTRACEPTIVE_PILL_PROGESTIN],
+        ),
     ];
     let mut out = Vec::new();
     for (code, min_age, prob, meds) in candidates {
+        let prob = if p.forced.contains(&code) { 1.0 } else { prob };
         if age_end < min_age || !rng.random_bool(prob.clamp(0.0, 1.0)) {
             continue;
         }
-        let onset_age = rng.random_range(min_age.max(age_end - 25.0)..=age_end);
+        let earliest = min_age.max(age_end - 25.0);
+        // A forced condition (the showcase) begins early enough to be on record by now.
+        let latest = if p.forced.contains(&code) {
+            earliest + (age_end - earliest) * 0.4
+        } else {
+            age_end
+        };
+        let onset_age = rng.random_range(earliest..=latest);
         let onset = p.birth + years(onset_age);
         let med = if !meds.is_empty() && rng.random_bool(0.85) {
             meds.choose(rng).map(|m| safe_med(*m, p))

@@ -313,11 +313,15 @@ pub(super) fn medication_request(
 ) -> Value {
     let (dose, dose_unit, dose_code) = match med.form {
         Form::Tablet => (1, "tablet", "{tbl}"),
+        Form::Capsule => (1, "capsule", "{cap}"),
         Form::Inhaler => (2, "puff", "{puff}"),
     };
     let quantity = match med.form {
         Form::Tablet => {
             json!({ "value": med.per_day * supply.days, "unit": "tablet", "system": UCUM, "code": "{tbl}" })
+        }
+        Form::Capsule => {
+            json!({ "value": med.per_day * supply.days, "unit": "capsule", "system": UCUM, "code": "{cap}" })
         }
         Form::Inhaler => json!({ "value": 1, "unit": "inhaler" }),
     };

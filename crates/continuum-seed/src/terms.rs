@@ -62,10 +62,86 @@ pub(super) const ANKLE_SPRAIN: Concept = c(
 pub(super) const HEADACHE: Concept = c("R51.9", "Headache, unspecified");
 pub(super) const KNEE_PAIN: Concept = c("M25.561", "Pain in right knee");
 
+// Sensitive conditions (labelled in `meta.security` by `labels.rs`).
+pub(super) const DEPRESSION: Concept = c(
+    "F32.9",
+    "Major depressive disorder, single episode, unspecified",
+);
+pub(super) const ALCOHOL_ABUSE: Concept = c("F10.10", "Alcohol abuse, uncomplicated");
+pub(super) const HIV_ASYMPTOMATIC: Concept = c(
+    "Z21",
+    "Asymptomatic human immunodeficiency virus [HIV] infection status",
+);
+pub(super) const CONTRACEPTION: Concept = c(
+    "Z30.41",
+    "Encounter for surveillance of contraceptive pills",
+);
+
+// Dental, hearing and vision.
+pub(super) const DENTAL_EXAM_NORMAL: Concept = c(
+    "Z01.20",
+    "Encounter for dental examination and cleaning without abnormal findings",
+);
+pub(super) const DENTAL_EXAM_ABNORMAL: Concept = c(
+    "Z01.21",
+    "Encounter for dental examination and cleaning with abnormal findings",
+);
+pub(super) const CARIES_ENAMEL: Concept = c(
+    "K02.51",
+    "Dental caries on pit and fissure surface limited to enamel",
+);
+pub(super) const CARIES_DENTIN: Concept = c(
+    "K02.52",
+    "Dental caries on pit and fissure surface penetrating into dentin",
+);
+pub(super) const GINGIVITIS: Concept = c("K05.10", "Chronic gingivitis, plaque induced");
+pub(super) const HEARING_LOSS: Concept = c("H90.3", "Sensorineural hearing loss, bilateral");
+pub(super) const MYOPIA: Concept = c("H52.13", "Myopia, bilateral");
+pub(super) const PHA: Concept = c("Z02.89", "Encounter for other administrative examinations");
+
 pub(super) const PREGNANCY: Concept = c(
     "Z34.90",
     "Encounter for supervision of normal pregnancy, unspecified, unspecified trimester",
 );
+
+/// Every ICD-10-CM code the generator writes (the loaded ICD-10-CM CodeSystem holds these, their ancestors
+/// and every chapter, block and category; a test checks that nothing generated is missing).
+pub(super) const ICD10_USED: [Concept; 34] = [
+    HYPERTENSION,
+    HYPERLIPIDEMIA,
+    DIABETES_T2,
+    ASTHMA,
+    ALLERGIC_RHINITIS,
+    HYPOTHYROIDISM,
+    OBESITY,
+    ANXIETY,
+    PTSD,
+    GERD,
+    BPH,
+    DYSMENORRHEA,
+    NICOTINE,
+    DEPRESSION,
+    ALCOHOL_ABUSE,
+    HIV_ASYMPTOMATIC,
+    CONTRACEPTION,
+    DENTAL_EXAM_NORMAL,
+    DENTAL_EXAM_ABNORMAL,
+    CARIES_ENAMEL,
+    CARIES_DENTIN,
+    GINGIVITIS,
+    HEARING_LOSS,
+    MYOPIA,
+    PHA,
+    URI,
+    SINUSITIS,
+    PHARYNGITIS,
+    UTI,
+    LOW_BACK_PAIN,
+    ANKLE_SPRAIN,
+    HEADACHE,
+    KNEE_PAIN,
+    PREGNANCY,
+];
 
 // ---------------------------------------------------------------- SNOMED CT encounter types and procedures
 
@@ -93,6 +169,14 @@ pub(super) const FEMALE_ONLY_SNOMED: [&str; 5] = [
     PROC_FUNDAL_HEIGHT.code,
     PROC_FETAL_ANATOMY.code,
 ];
+
+pub(super) const PROC_HEARING_EXAM: Concept = c("398171003", "Hearing examination");
+pub(super) const PROC_ORAL_EXAM: Concept = c("122856003", "Oral examination");
+pub(super) const PROC_DENTAL_CLEANING: Concept = c(
+    "1260009003",
+    "Removal of supragingival plaque and calculus from all teeth using dental instrument",
+);
+pub(super) const PROC_FLUORIDE: Concept = c("68071007", "Dental fluoride treatment");
 
 pub(super) const REACTION_SKIN_ERUPTION: Concept = c("271807003", "Eruption of skin");
 pub(super) const REACTION_URTICARIA: Concept = c("126485001", "Urticaria");
@@ -288,6 +372,7 @@ pub(super) const HBA1C: Loinc = l(
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Form {
     Tablet,
+    Capsule,
     Inhaler,
 }
 
@@ -463,6 +548,43 @@ pub(super) const CEPHALEXIN: Med = tab(
     "Take 1 tablet by mouth twice daily for 7 days",
 );
 
+pub(super) const FLUOXETINE: Med = Med {
+    code: "310385",
+    display: "FLUoxetine 20 MG Oral Capsule",
+    form: Form::Capsule,
+    per_day: 1,
+    as_needed: false,
+    sig: "Take 1 capsule by mouth once daily in the morning",
+};
+pub(super) const NALTREXONE: Med = tab(
+    "1483744",
+    "Naltrexone hydrochloride 50 MG Oral Tablet",
+    1,
+    false,
+    "Take 1 tablet by mouth once daily",
+);
+pub(super) const HIV_ART: Med = tab(
+    "1999667",
+    "bictegravir 50 MG / emtricitabine 200 MG / tenofovir alafenamide 25 MG Oral Tablet",
+    1,
+    false,
+    "Take 1 tablet by mouth once daily",
+);
+pub(super) const CONTRACEPTIVE_PILL: Med = tab(
+    "751905",
+    "Trinessa 28 Day Pack",
+    1,
+    false,
+    "Take 1 tablet by mouth at the same time every day",
+);
+pub(super) const CONTRACEPTIVE_PILL_PROGESTIN: Med = tab(
+    "757594",
+    "Jolivette 28 Day Pack",
+    1,
+    false,
+    "Take 1 tablet by mouth at the same time every day",
+);
+
 /// Drug allergens (RxNorm ingredients, as Synthea codes drug allergies), with the class they rule out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum AllergyClass {
@@ -556,6 +678,16 @@ pub(super) struct Facility {
     pub offset: UtcOffset,
     /// Overseas facilities use APO/FPO addresses ("Unit … Box …") for their patients.
     pub overseas: bool,
+    /// Where the buildings are (for overseas facilities, not the APO/FPO mailing address).
+    pub site_line: &'static str,
+    pub site_city: &'static str,
+    /// ISO 3166 alpha-2 country of the site.
+    pub country: &'static str,
+    /// IANA time zone of the site (`offset` is its standard-time offset: the generator ignores daylight
+    /// saving time).
+    pub tz: &'static str,
+    /// Inpatient beds of the ward (medical centers and hospitals have more).
+    pub beds: u32,
 }
 
 pub(super) const FACILITIES: [Facility; 8] = [
@@ -567,6 +699,11 @@ pub(super) const FACILITIES: [Facility; 8] = [
         postal: "76599",
         offset: offset!(-6),
         overseas: false,
+        site_line: "100 Example Loop",
+        site_city: "Fort Example",
+        country: "US",
+        tz: "America/Chicago",
+        beds: 6,
     },
     Facility {
         name: "Naval Hospital Sampleport",
@@ -576,6 +713,11 @@ pub(super) const FACILITIES: [Facility; 8] = [
         postal: "23599",
         offset: offset!(-5),
         overseas: false,
+        site_line: "1 Sample Harbor Way",
+        site_city: "Sampleport",
+        country: "US",
+        tz: "America/New_York",
+        beds: 16,
     },
     Facility {
         name: "Testfield Air Force Base Medical Clinic",
@@ -585,6 +727,11 @@ pub(super) const FACILITIES: [Facility; 8] = [
         postal: "80999",
         offset: offset!(-7),
         overseas: false,
+        site_line: "500 Hangar Road",
+        site_city: "Testfield",
+        country: "US",
+        tz: "America/Denver",
+        beds: 6,
     },
     Facility {
         name: "Camp Placeholder Naval Branch Health Clinic",
@@ -594,6 +741,11 @@ pub(super) const FACILITIES: [Facility; 8] = [
         postal: "28599",
         offset: offset!(-5),
         overseas: false,
+        site_line: "20 Placeholder Boulevard",
+        site_city: "Camp Placeholder",
+        country: "US",
+        tz: "America/New_York",
+        beds: 6,
     },
     Facility {
         name: "Demo Bay Army Medical Center",
@@ -603,6 +755,11 @@ pub(super) const FACILITIES: [Facility; 8] = [
         postal: "98599",
         offset: offset!(-8),
         overseas: false,
+        site_line: "9040 Demo Bay Drive",
+        site_city: "Demo Bay",
+        country: "US",
+        tz: "America/Los_Angeles",
+        beds: 24,
     },
     Facility {
         name: "Joint Base Synthetica Medical Clinic",
@@ -612,6 +769,11 @@ pub(super) const FACILITIES: [Facility; 8] = [
         postal: "96899",
         offset: offset!(-10),
         overseas: false,
+        site_line: "77 Synthetica Avenue",
+        site_city: "Synthetica",
+        country: "US",
+        tz: "Pacific/Honolulu",
+        beds: 6,
     },
     Facility {
         name: "Mockenheim Army Health Clinic",
@@ -621,6 +783,11 @@ pub(super) const FACILITIES: [Facility; 8] = [
         postal: "09099",
         offset: offset!(+1),
         overseas: true,
+        site_line: "Mockenheim Kaserne, Building 100",
+        site_city: "Mockenheim",
+        country: "DE",
+        tz: "Europe/Berlin",
+        beds: 6,
     },
     Facility {
         name: "Naval Hospital Fictiona",
@@ -630,5 +797,10 @@ pub(super) const FACILITIES: [Facility; 8] = [
         postal: "96399",
         offset: offset!(+9),
         overseas: true,
+        site_line: "Fictiona Fleet Activities, Building 1",
+        site_city: "Fictiona",
+        country: "JP",
+        tz: "Asia/Tokyo",
+        beds: 16,
     },
 ];

@@ -1,6 +1,7 @@
-//! The `continuum` binary: one program for every role — `serve`, `migrate`, `import`.
+//! The `continuum` binary: one program for every role — `serve`, `migrate`, `import`, `seed`, `demo`.
 
 mod import;
+mod seed;
 
 /// mimalloc instead of the system allocator: the import path allocates and frees many small JSON values, and
 /// glibc's malloc spent a quarter of the import time consolidating and unlinking chunks (perf).
@@ -26,7 +27,7 @@ struct Cli {
     #[arg(
         long = "database",
         env = "CONTINUUM_DATABASE_URL",
-        default_value = "sqlite://continuum.db",
+        default_value = DEFAULT_DATABASE,
         global = true
     )]
     database: String,
@@ -59,7 +60,39 @@ enum Command {
         #[arg(long)]
         jobs: Option<usize>,
     },
+    /// Generate a synthetic population (facilities, staff, families and their records) and load it, or
+    /// write it as FHIR NDJSON with --out. All of it is fake.
+    Seed {
+        /// Patients to generate (in families of one to eight).
+        #[arg(long, default_value_t = 100)]
+        patients: u64,
+        /// Random seed: the same seed (and --now) gives the same population.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// The simulation's "now" (YYYY-MM-DD, midnight UTC); default today.
+        #[arg(long)]
+        now: Option<String>,
+        /// Write `<Type>.ndjson` files into this folder instead of loading the database.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Parallel writers (default: 1 on SQLite, 4 on PostgreSQL).
+        #[arg(long)]
+        jobs: Option<usize>,
+    },
+    /// Run the demo: an embedded database (continuum-demo.db) seeded with synthetic patients on first start.
+    Demo {
+        /// Address to listen on.
+        #[arg(long, env = "CONTINUUM_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// Patients to seed on first start.
+        #[arg(long, default_value_t = 100)]
+        patients: u64,
+    },
 }
+
+/// The database `demo` uses unless --database / CONTINUUM_DATABASE_URL names another than the default.
+const DEMO_DATABASE: &str = "sqlite://continuum-demo.db";
+const DEFAULT_DATABASE: &str = "sqlite://continuum.db";
 
 /// Open the store named by a database URL, migrating it.
 fn open_store(url: &str) -> Result<Arc<dyn ResourceStore>> {
@@ -97,29 +130,7 @@ fn main() -> Result<()> {
             public_base,
         } => {
             let store = open_store(&cli.database)?;
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?;
-            runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::bind(&listen)
-                    .await
-                    .with_context(|| format!("cannot listen on {listen}"))?;
-                let addr = listener.local_addr()?;
-                let state = continuum_web::AppState::new(
-                    Fhir::new(store.clone()),
-                    continuum_web::WebConfig {
-                        max_body_bytes,
-                        public_base,
-                    },
-                );
-                tracing::info!(backend = store.backend(), %addr, "serving");
-                println!("Continuum is running at http://{addr}/  (FHIR API: http://{addr}/fhir)");
-                continuum_web::serve(listener, state, async {
-                    let _ = tokio::signal::ctrl_c().await;
-                })
-                .await?;
-                Ok(())
-            })
+            serve(store, &listen, max_body_bytes, public_base, None)
         }
         Command::Migrate => {
             let store = open_store(&cli.database)?;
@@ -139,5 +150,117 @@ fn main() -> Result<()> {
                 bail!("{} entries failed to import", summary.errors.len())
             }
         }
+        Command::Seed {
+            patients,
+            seed,
+            now,
+            out,
+            jobs,
+        } => {
+            let cfg = continuum_seed::SynthConfig {
+                seed,
+                now: seed::now_from(now.as_deref())?,
+                ..continuum_seed::SynthConfig::default()
+            };
+            let summary = match out {
+                Some(dir) => seed::to_ndjson(&dir, &cfg, patients)?,
+                None => {
+                    let store = open_store(&cli.database)?;
+                    let fhir = Fhir::new(store.clone());
+                    if let Some((first, _)) = continuum_seed::sponsor_bounds(&cfg, patients) {
+                        if seed::patient_id(&fhir, &first)?.is_some() {
+                            bail!("this database already holds the population of seed {seed}: use another --seed or an empty database");
+                        }
+                    }
+                    let jobs = jobs
+                        .unwrap_or(if store.backend() == "sqlite" { 1 } else { 4 })
+                        .max(1);
+                    seed::to_store(&fhir, &cfg, patients, jobs)?
+                }
+            };
+            print!("{summary}");
+            println!("All of this data is synthetic: no real person is described.");
+            if summary.failed > 0 {
+                bail!("{} bundles failed", summary.failed);
+            }
+            Ok(())
+        }
+        Command::Demo { listen, patients } => {
+            let database = if cli.database == DEFAULT_DATABASE {
+                DEMO_DATABASE
+            } else {
+                cli.database.as_str()
+            };
+            let store = open_store(database)?;
+            let fhir = Fhir::new(store.clone());
+            // The showcase's identifiers depend on the seed only, so any day's "now" finds them.
+            let cfg = continuum_seed::SynthConfig {
+                seed: 1,
+                now: seed::now_from(None)?,
+                ..continuum_seed::SynthConfig::default()
+            };
+            let (first, last) = continuum_seed::sponsor_bounds(&cfg, patients.max(1))
+                .context("the demo needs at least one patient")?;
+            match (seed::patient_id(&fhir, &first)?, seed::patient_id(&fhir, &last)?) {
+                (Some(_), Some(_)) => {
+                    println!("Using the synthetic population already in {database}.")
+                }
+                (Some(_), None) => bail!(
+                    "{database} holds an incomplete demo population (an interrupted first start?): delete it and run the demo again"
+                ),
+                _ => {
+                    println!("First start: seeding {patients} synthetic patients into {database} (about a minute)...");
+                    let summary = seed::to_store(&fhir, &cfg, patients.max(1), 1)?;
+                    print!("{summary}");
+                    if summary.failed > 0 {
+                        bail!("{} bundles failed", summary.failed);
+                    }
+                }
+            }
+            let base = format!("http://{listen}");
+            let guide = seed::guide(&fhir, &cfg, &base)?;
+            let banner = format!(
+                "\n== Continuum demo ==\nEVERY PERSON, CLINIC AND RECORD HERE IS SYNTHETIC: generated, fake, never a real patient.\n\n{guide}\nLogins and accounts come with issue 4; until then explore the FHIR API, e.g.\n  {base}/fhir/Patient?identifier={}|{}\n  {base}/fhir/Appointment?status=booked\n",
+                continuum_seed::DODID_SYSTEM,
+                continuum_seed::showcase(&cfg).sponsor
+            );
+            serve(store, &listen, 32 * 1024 * 1024, None, Some(banner))
+        }
     }
+}
+
+/// Runs the HTTP server until Ctrl-C. `banner` is printed once the address is bound.
+fn serve(
+    store: Arc<dyn ResourceStore>,
+    listen: &str,
+    max_body_bytes: usize,
+    public_base: Option<String>,
+    banner: Option<String>,
+) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        let addr = listener.local_addr()?;
+        let state = continuum_web::AppState::new(
+            Fhir::new(store.clone()),
+            continuum_web::WebConfig {
+                max_body_bytes,
+                public_base,
+            },
+        );
+        tracing::info!(backend = store.backend(), %addr, "serving");
+        if let Some(b) = banner {
+            println!("{b}");
+        }
+        println!("Continuum is running at http://{addr}/  (FHIR API: http://{addr}/fhir)");
+        continuum_web::serve(listener, state, async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+        Ok(())
+    })
 }
