@@ -64,6 +64,8 @@ fn patient_scoped_searches_use_indexes() {
         assert!(!whole_table, "a step scans a whole table:\n{plan}");
     }
     assert!(plan.contains("idx_reference"), "{plan}");
+    // the sort value is looked up per resource, not by walking every date of the parameter
+    assert!(plan.contains("idx_date_res (res_pk=?)"), "{plan}");
     // and the query answers correctly
     let page = store.search(&query).unwrap();
     assert!(page

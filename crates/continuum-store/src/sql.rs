@@ -706,8 +706,14 @@ fn sort_expr(b: &mut Builder, q: &SearchQuery, key: &SortKey) -> Result<()> {
                 (IndexTable::Reference, _) => "target_id",
                 (IndexTable::Number | IndexTable::Quantity | IndexTable::Uri, _) => "value",
             };
+            // SQLite's planner prefers the (pid, value) index here, which walks every value of the parameter
+            // for each row; the per-resource index finds the few values of this one resource.
+            let hint = match b.dialect {
+                Dialect::Sqlite => format!(" INDEXED BY {}_res", table.name()),
+                Dialect::Postgres => String::new(),
+            };
             b.push(&format!(
-                "(SELECT {agg}({col}) FROM {} WHERE res_pk = r.pk AND pid = ",
+                "(SELECT {agg}({col}) FROM {}{hint} WHERE res_pk = r.pk AND pid = ",
                 table.name()
             ));
             b.int(pid);

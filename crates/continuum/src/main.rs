@@ -51,6 +51,12 @@ enum Command {
     },
     /// Create or upgrade the database schema.
     Migrate,
+    /// Show the SQL and the database's plan for a FHIR search, e.g.
+    /// `continuum explain 'Observation?patient=123&code=http://loinc.org|4548-4&_sort=-date'`.
+    Explain {
+        /// A search as in the REST API, relative to the FHIR base: `Type?params` or `?params` (system-wide).
+        search: String,
+    },
     /// Load FHIR Bundles (transaction, batch, collection), NDJSON files or folders of them.
     Import {
         /// Files or folders.
@@ -135,6 +141,20 @@ fn main() -> Result<()> {
         Command::Migrate => {
             let store = open_store(&cli.database)?;
             println!("database is up to date ({})", store.backend());
+            Ok(())
+        }
+        Command::Explain { search } => {
+            let store = open_store(&cli.database)?;
+            let (path, query) = search.split_once('?').unwrap_or((search.as_str(), ""));
+            let path = path.trim_matches('/');
+            let resource_type = (!path.is_empty()).then_some(path);
+            let params: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+                .into_owned()
+                .collect();
+            let plan = Fhir::new(store)
+                .explain(resource_type, &params)
+                .map_err(|e| anyhow::anyhow!("{} {e}", e.status()))?;
+            print!("{plan}");
             Ok(())
         }
         Command::Import { paths, jobs } => {
