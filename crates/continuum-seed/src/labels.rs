@@ -4,7 +4,8 @@
 //!
 //! The rules, applied after a patient's record is written (so the simulation need not know about them):
 //! a Condition by its ICD-10-CM code, a MedicationRequest by its RxNorm code or by the labelled Condition it
-//! treats, an Encounter by its reason or type, a Procedure by the labelled Condition that is its reason.
+//! treats, an Encounter by its reason or type, a Procedure by the labelled Condition that is its reason, a
+//! clinical note (DocumentReference) by the Encounter it documents.
 //! Vital signs and laboratory results of such a visit stay unlabelled: they reveal nothing by themselves.
 
 use std::collections::BTreeMap;
@@ -154,9 +155,15 @@ pub(super) fn label(entries: &mut [Value]) {
         }
         own.push(kinds);
     }
-    // Pass 2: what a resource is for (reasonReference) makes it as sensitive as that.
+    // Pass 2: what a resource is for (reasonReference) makes it as sensitive as that; a note is as
+    // sensitive as the visit it documents.
     for (e, mut kinds) in entries.iter_mut().zip(own) {
-        for reason in array(&e["resource"], "reasonReference") {
+        let r = &e["resource"];
+        let note_of = (r["resourceType"] == "DocumentReference")
+            .then(|| array(&r["context"], "encounter"))
+            .into_iter()
+            .flatten();
+        for reason in array(r, "reasonReference").chain(note_of) {
             if let Some(k) = reason["reference"].as_str().and_then(|u| by_url.get(u)) {
                 kinds.extend(k);
             }

@@ -1,23 +1,31 @@
-//! Deterministic synthetic FHIR R4 patient data, shaped like Synthea's output, for import tests and
-//! benchmarks.
+//! The synthetic population generator behind `continuum seed` and the demo: deterministic, streamed FHIR R4
+//! Bundles of plainly fake people of a military health system and their care.
 //!
-//! Owns: a seeded simulation of plainly fake patients of a military health system (names combined from small
-//! built-in lists, fictional facilities, identifiers only under synthetic systems such as
-//! [`DODID_SYSTEM`]) and their years of ambulatory care — encounters, ICD-10-CM conditions, LOINC vital
-//! signs and labs with UCUM units and reference ranges, lab DiagnosticReports, RxNorm MedicationRequests, CVX
-//! immunizations, drug allergies and SNOMED CT procedures — rendered as FHIR R4 JSON Bundles:
-//! - [`provider_bundle`]: one `batch` of the shared Organizations and Practitioners, each entry a POST with
-//!   `ifNoneExist`, like Synthea's `hospitalInformation`/`practitionerInformation` files;
-//! - [`patient_bundle`] / [`patient_bundles`]: one `transaction` per patient whose entries reference each
-//!   other by `urn:uuid:` fullUrl and reference the provider bundle by conditional references
-//!   (`Practitioner?identifier=…`, `Organization?identifier=…`).
+//! Owns:
+//! - [`Population`]: the population of `continuum seed`, as a stream of [`Chunk`]s — the code systems of the
+//!   repository's `terminology/` folder ([`terminology`]), the health plan and military units, one
+//!   transaction per fictional facility (Organization, Locations down to beds, HealthcareServices, staff as
+//!   Practitioner + PractitionerRole, Schedules, free Slots for the coming weeks by [`VisitType`]), then one
+//!   transaction per family (sponsor, spouse, children; their records; RelatedPersons, Coverage, booked
+//!   Appointments). Family `f` depends only on the seed, "now" and `f`; only appointment booking carries
+//!   state from family to family, bounded by the number of slots. [`showcase`] names the demo's family.
+//! - the per-person simulation (`person.rs`, `patient.rs`): demographics, duty stations, years of care —
+//!   encounters, ICD-10-CM conditions, LOINC vitals and labs with UCUM units, reference ranges and H/L/N
+//!   flags, RxNorm prescriptions with refills, CVX immunizations with lot numbers, allergies, SNOMED CT
+//!   procedures, periodic health assessments and dental examinations charted by tooth;
+//! - [`labels`]: sensitivity labels (`meta.security`) on mental-health, substance-use, reproductive-health
+//!   and HIV data; [`ndjson`]: the stream as resources with ids, for NDJSON files;
+//! - the legacy single-patient API ([`provider_bundle`], [`patient_bundle`], [`patient_bundles`]): independent
+//!   Synthea-like patients (no families, site data or dental care), kept for the import tests and benchmarks.
 //!
-//! Everything is a pure function of [`SynthConfig`] (seed and "now" included) and the patient index: the
-//! same input gives byte-identical JSON, and no clock or OS randomness is read.
+//! Everything is a pure function of [`SynthConfig`] (seed and "now" included): the same input gives
+//! byte-identical JSON, and no clock or OS randomness is read. Names are combined from small lists, places
+//! and units are fictional ("Example", "Synthetic", "Placeholder"), identifiers live only under
+//! `urn:continuum:synthetic:*` systems (NPIs are in the never-issued `99999…` range).
 //!
-//! Does not own: loading the bundles (that is the importer's job), terminology lookups (the few codes used
-//! are built in, see `terms.rs`), or clinical plausibility beyond "looks like a real chart". Never use
-//! the output as clinical content.
+//! Does not own: loading (the `continuum` binary's `seed` command calls the core), terminology services, or
+//! clinical truth: the output looks like a chart and passes plausibility checks, and must never be used as
+//! clinical content.
 
 mod family;
 pub mod labels;

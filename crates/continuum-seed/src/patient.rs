@@ -24,6 +24,10 @@ use super::{fhir_date, fhir_datetime, new_urn, new_uuid, splitmix64, stream_rng,
 use super::{DODID_SYSTEM, MRN_SYSTEM, ORGANIZATION_SYSTEM};
 
 mod exams;
+mod notes;
+
+/// Clinical notes are written for the visits of the last this many years.
+const NOTE_YEARS: f64 = 3.0;
 
 const V2_0203: &str = "http://terminology.hl7.org/CodeSystem/v2-0203";
 
@@ -58,6 +62,8 @@ struct Sim<'a> {
     given: BTreeSet<&'static str>,
     /// When the last Tdap was given, to repeat it every ten years.
     last_tdap: Option<OffsetDateTime>,
+    /// Whether visits get a clinical note (DocumentReference): the population's records do.
+    notes: bool,
 }
 
 /// The identifiers of a simulated patient (the population derives them from the family, the legacy path from
@@ -67,8 +73,8 @@ pub(super) struct Identity {
     pub(super) dodid: String,
     /// Under [`MRN_SYSTEM`].
     pub(super) mrn: String,
-    /// Whether the record includes dental examinations (the population's; the legacy bundles stay as they
-    /// were, medical only).
+    /// Whether the record includes dental examinations and clinical notes (the population's; the legacy
+    /// bundles stay as they were).
     pub(super) dental: bool,
 }
 
@@ -133,6 +139,7 @@ pub(super) fn simulate(
         pregnancy: None,
         given: BTreeSet::new(),
         last_tdap: None,
+        notes: identity.dental,
     };
     sim.patient_resource(identity);
     for (i, v) in visits.iter().enumerate() {
@@ -339,6 +346,16 @@ impl Sim<'_> {
                 self.vitals(&ctx, v, age, false, false, false);
                 self.prenatal(&ctx, v, kind);
             }
+        }
+        if self.notes && v.start >= self.cfg.now - years(NOTE_YEARS) {
+            let title = match kind {
+                Kind::Wellness if self.on_duty(age) => "Periodic health assessment",
+                Kind::Wellness => "Wellness visit",
+                Kind::Symptom => "Acute visit",
+                Kind::FollowUp => "Follow-up visit",
+                Kind::PrenatalInitial | Kind::Prenatal => "Prenatal visit",
+            };
+            self.note(&ctx, v, title, reason.map(|r| r.1.display));
         }
     }
 

@@ -661,3 +661,37 @@ fn seed_dental_exams_chart_teeth_and_service_members_get_health_assessments() {
         "{dental} {teeth} {pha} {hearing}"
     );
 }
+
+#[test]
+fn seed_recent_visits_have_plainly_synthetic_notes_labelled_like_their_visit() {
+    use base64::Engine;
+    let mut notes = 0;
+    let mut labelled = 0;
+    for b in families() {
+        let encounters: BTreeMap<&str, &Value> = entries(b)
+            .iter()
+            .filter(|e| e["resource"]["resourceType"] == "Encounter")
+            .map(|e| (e["fullUrl"].as_str().unwrap(), &e["resource"]))
+            .collect();
+        for r in entries(b).iter().map(|e| &e["resource"]) {
+            if r["resourceType"] != "DocumentReference" {
+                continue;
+            }
+            let data = r["content"][0]["attachment"]["data"].as_str().unwrap();
+            let text = base64::engine::general_purpose::STANDARD
+                .decode(data)
+                .unwrap();
+            let text = String::from_utf8(text).unwrap();
+            assert!(text.starts_with("SYNTHETIC NOTE"), "{text}");
+            assert!(text.len() < 600, "short: {text}");
+            let enc = encounters[r["context"]["encounter"][0]["reference"].as_str().unwrap()];
+            assert_eq!(security_codes(r), security_codes(enc));
+            labelled += usize::from(!security_codes(r).is_empty());
+            notes += 1;
+        }
+    }
+    assert!(
+        notes > 500 && labelled > 0,
+        "{notes} notes, {labelled} labelled"
+    );
+}

@@ -163,8 +163,17 @@ impl Sim<'_> {
         if age < 16.0 {
             self.procedure(&ctx, v, PROC_FLUORIDE, None);
         }
+        let teeth: Vec<&str> = findings.iter().filter_map(|f| f.1).collect();
+        let summary = match teeth.as_slice() {
+            [] => reason.display.to_string(),
+            [t] => format!("{}; caries on tooth {t}", reason.display),
+            [t, u, ..] => format!("{}; caries on teeth {t} and {u}", reason.display),
+        };
         for (code, tooth) in findings {
             self.finding(&ctx, v, code, tooth);
+        }
+        if self.notes && v.start >= self.cfg.now - years(super::NOTE_YEARS) {
+            self.note(&ctx, v, "Dental examination", Some(&summary));
         }
     }
 }
