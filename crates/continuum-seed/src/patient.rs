@@ -301,7 +301,23 @@ impl Sim<'_> {
             practitioner: &practitioner,
             org: &org,
         };
-        let e = fhir::encounter(&ctx, enc_type, reason, v.start, v.end);
+        let mut e = fhir::encounter(&ctx, enc_type, reason, v.start, v.end);
+        // Some injuries and feverish illnesses are seen in the emergency department instead of the clinic
+        // (the population's records only: the legacy bundles stay ambulatory).
+        let emergency = self.notes
+            && acute.is_some_and(|a| {
+                let spec = &ACUTE[a];
+                let injury = spec.code == ANKLE_SPRAIN || spec.code == KNEE_PAIN;
+                (injury || spec.fever) && self.rng.random_bool(0.1)
+            });
+        if emergency {
+            e["class"] = serde_json::json!({
+                "system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
+                "code": "EMER",
+                "display": "emergency"
+            });
+            e["type"] = serde_json::json!([fhir::concept(SNOMED, ENC_EMERGENCY)]);
+        }
         self.push(&enc, "Encounter", e);
 
         if !self.allergy_recorded {
@@ -775,6 +791,11 @@ impl Sim<'_> {
         let military = matches!(self.p.role, Role::ActiveDuty | Role::Reserve);
         if military && !self.given.contains("hepa") && age < 30.0 {
             due.push(("hepa", HEPA_ADULT));
+        }
+        // Hepatitis B for service members without a documented series (accession and deployment
+        // requirements); the series' later doses are left out for brevity.
+        if military && !self.given.contains("hepb-adult") && (18.0..30.0).contains(&age) {
+            due.push(("hepb-adult", HEPB_ADULT));
         }
         if age >= 12.0
             && (2021..=2022).contains(&year)

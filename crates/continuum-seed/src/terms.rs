@@ -170,6 +170,7 @@ pub(super) const FEMALE_ONLY_SNOMED: [&str; 5] = [
     PROC_FETAL_ANATOMY.code,
 ];
 
+pub(super) const ENC_EMERGENCY: Concept = c("50849002", "Emergency room admission");
 pub(super) const PROC_HEARING_EXAM: Concept = c("398171003", "Hearing examination");
 pub(super) const PROC_ORAL_EXAM: Concept = c("122856003", "Oral examination");
 pub(super) const PROC_DENTAL_CLEANING: Concept = c(
@@ -633,6 +634,7 @@ pub(super) const COVID_2024: Concept = c(
     "COVID-19, mRNA, LNP-S, PF, tris-sucrose, 30 mcg/0.3 mL",
 );
 pub(super) const HEPA_ADULT: Concept = c("52", "Hep A, adult");
+pub(super) const HEPB_ADULT: Concept = c("43", "Hep B, adult");
 
 // ---------------------------------------------------------------- fake people and places
 

@@ -628,9 +628,13 @@ fn seed_ndjson_has_ids_and_resolved_references() {
 
 #[test]
 fn seed_dental_exams_chart_teeth_and_service_members_get_health_assessments() {
-    let (mut dental, mut teeth, mut pha, mut hearing) = (0, 0, 0, 0);
+    let (mut dental, mut teeth, mut pha, mut hearing, mut emergency) = (0, 0, 0, 0, 0);
     for r in all_resources() {
         match r["resourceType"].as_str().unwrap() {
+            "Encounter" if r["class"]["code"] == "EMER" => {
+                assert_eq!(r["type"][0]["coding"][0]["code"], "50849002");
+                emergency += 1;
+            }
             "Encounter" if r["serviceType"]["coding"][0]["code"] == "dental" => {
                 dental += 1;
                 assert!(r["location"][0]["location"]["reference"]
@@ -657,8 +661,8 @@ fn seed_dental_exams_chart_teeth_and_service_members_get_health_assessments() {
         }
     }
     assert!(
-        dental > 100 && teeth > 10 && pha > 20 && hearing >= pha,
-        "{dental} {teeth} {pha} {hearing}"
+        dental > 100 && teeth > 10 && pha > 20 && hearing >= pha && emergency > 0,
+        "{dental} {teeth} {pha} {hearing} {emergency}"
     );
 }
 
