@@ -29,7 +29,7 @@ pub struct WebConfig {
 impl Default for WebConfig {
     fn default() -> Self {
         WebConfig {
-            max_body_bytes: 32 * 1024 * 1024,
+            max_body_bytes: 128 * 1024 * 1024,
             public_base: None,
         }
     }

@@ -25,7 +25,10 @@ const BASE: &str = "urn:continuum:import";
 #[derive(Debug, Default)]
 pub struct Summary {
     pub files: usize,
+    /// Resources written (created or updated), per type.
     pub by_type: BTreeMap<String, u64>,
+    /// Conditional creates (`ifNoneExist`) that found their resource already there: nothing written.
+    pub matched: u64,
     pub errors: Vec<String>,
     pub seconds: f64,
 }
@@ -51,6 +54,13 @@ impl fmt::Display for Summary {
         )?;
         for (t, c) in &self.by_type {
             writeln!(f, "  {t:<28} {c:>10}")?;
+        }
+        if self.matched > 0 {
+            writeln!(
+                f,
+                "{} conditional creates found their resource already present (not written again)",
+                self.matched
+            )?;
         }
         if !self.errors.is_empty() {
             writeln!(f, "{} errors:", self.errors.len())?;
@@ -215,8 +225,19 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// Post one unit; returns resources written per type. Errors are recorded with file and entry.
-fn process(fhir: &Fhir, unit: Unit, errors: &Mutex<Vec<String>>) -> BTreeMap<String, u64> {
+fn process(fhir: &Fhir, unit: Unit, errors: &Mutex<Vec<String>>) -> (BTreeMap<String, u64>, u64) {
     let mut counts = BTreeMap::new();
+    let mut matched = 0;
+    let posts: Vec<bool> = unit
+        .bundle
+        .get("entry")
+        .and_then(Value::as_array)
+        .map(|es| {
+            es.iter()
+                .map(|e| e.pointer("/request/method").and_then(Value::as_str) == Some("POST"))
+                .collect()
+        })
+        .unwrap_or_default();
     let request_types: Vec<String> = unit
         .bundle
         .get("entry")
@@ -247,7 +268,10 @@ fn process(fhir: &Fhir, unit: Unit, errors: &Mutex<Vec<String>>) -> BTreeMap<Str
                     .and_then(Value::as_str)
                     .unwrap_or("");
                 let ty = request_types.get(i).cloned().unwrap_or_default();
-                if status.starts_with('2') {
+                if status.starts_with("200") && posts.get(i).copied().unwrap_or(false) {
+                    // a POST answered 200: the conditional create matched an existing resource
+                    matched += 1;
+                } else if status.starts_with('2') {
                     if !ty.is_empty() {
                         *counts.entry(ty).or_insert(0) += 1;
                     }
@@ -288,7 +312,7 @@ fn process(fhir: &Fhir, unit: Unit, errors: &Mutex<Vec<String>>) -> BTreeMap<Str
             ));
         }
     }
-    counts
+    (counts, matched)
 }
 
 pub fn run(fhir: Fhir, paths: &[PathBuf], jobs: usize) -> Result<Summary> {
@@ -304,6 +328,7 @@ pub fn run(fhir: Fhir, paths: &[PathBuf], jobs: usize) -> Result<Summary> {
     );
     let errors = Mutex::new(Vec::new());
     let totals = Mutex::new(BTreeMap::<String, u64>::new());
+    let matched_total = std::sync::atomic::AtomicU64::new(0);
     let (shared, rest): (Vec<PathBuf>, Vec<PathBuf>) =
         files.iter().cloned().partition(|p| is_shared_data(p));
     for phase in [shared, rest] {
@@ -319,7 +344,8 @@ pub fn run(fhir: Fhir, paths: &[PathBuf], jobs: usize) -> Result<Summary> {
                         Ok(u) => u,
                         Err(_) => break,
                     };
-                    let counts = process(&fhir, unit, &errors);
+                    let (counts, matched) = process(&fhir, unit, &errors);
+                    matched_total.fetch_add(matched, std::sync::atomic::Ordering::Relaxed);
                     let mut t = lock(&totals);
                     for (k, v) in counts {
                         *t.entry(k).or_insert(0) += v;
@@ -348,6 +374,7 @@ pub fn run(fhir: Fhir, paths: &[PathBuf], jobs: usize) -> Result<Summary> {
     Ok(Summary {
         files: files.len(),
         by_type: totals.into_inner().unwrap_or_else(|p| p.into_inner()),
+        matched: matched_total.into_inner(),
         errors: errors.into_inner().unwrap_or_else(|p| p.into_inner()),
         seconds: started.elapsed().as_secs_f64(),
     })

@@ -43,7 +43,7 @@ enum Command {
         #[arg(long, env = "CONTINUUM_LISTEN", default_value = "127.0.0.1:8080")]
         listen: String,
         /// Largest accepted request body in bytes.
-        #[arg(long, env = "CONTINUUM_MAX_BODY_BYTES", default_value_t = 32 * 1024 * 1024)]
+        #[arg(long, env = "CONTINUUM_MAX_BODY_BYTES", default_value_t = 128 * 1024 * 1024)]
         max_body_bytes: usize,
         /// Public base URL of the FHIR API, when behind a proxy.
         #[arg(long, env = "CONTINUUM_PUBLIC_BASE")]
@@ -244,7 +244,7 @@ fn main() -> Result<()> {
                 continuum_seed::DODID_SYSTEM,
                 continuum_seed::showcase(&cfg).sponsor
             );
-            serve(store, &listen, 32 * 1024 * 1024, None, Some(banner))
+            serve(store, &listen, 128 * 1024 * 1024, None, Some(banner))
         }
     }
 }

@@ -215,7 +215,8 @@ fn rewrite_references(
                                             Matched::One(r) => format!("{ty}/{}", r.id),
                                             Matched::None => {
                                                 return Err(CoreError::PreconditionFailed(format!(
-                                                    "the conditional reference '{key}' matches no resource"
+                                                    "a conditional reference to {ty} (on {}) matches no resource",
+                                                    super::criteria_names(q)
                                                 )))
                                             }
                                         };

@@ -201,9 +201,19 @@ pub(crate) fn match_criteria(
         0 => Ok(Matched::None),
         1 => Ok(Matched::One(page.matches.remove(0))),
         _ => Err(CoreError::PreconditionFailed(format!(
-            "the criteria '{query}' match more than one {resource_type}"
+            "the criteria on {} match more than one {resource_type}",
+            criteria_names(query)
         ))),
     }
+}
+
+/// The parameter names of conditional criteria, for error messages: the values (identifiers, names) are
+/// health information and stay out of responses.
+pub(crate) fn criteria_names(query: &str) -> String {
+    let names: Vec<String> = form_urlencoded::parse(query.as_bytes())
+        .map(|(k, _)| k.into_owned())
+        .collect();
+    names.join(", ")
 }
 
 /// The version in an ETag (`W/"3"`, `"3"` or `3`).
