@@ -244,15 +244,31 @@ fn family_bundle(cfg: &SynthConfig, prov: &Providers, booker: &mut Booker, plan:
     }
     let sponsor_urn = sims[0].out.patient_urn.clone();
     let sponsor_dodid = sims[0].ids.dodid.clone();
-    let unit = matches!(plan.category, Role::ActiveDuty | Role::Reserve).then(|| {
+    // Serving sponsors belong to one of the units stationed where the family lives.
+    let unit = if matches!(plan.category, Role::ActiveDuty | Role::Reserve) {
         let here: Vec<usize> = (0..UNITS.len())
             .filter(|&u| UNITS[u].org == plan.home)
             .collect();
-        here[(plan.index as usize) % here.len().max(1)]
-    });
+        here.get(plan.index as usize % here.len().max(1)).copied()
+    } else {
+        None
+    };
 
+    // One household: every member has the sponsor's home address and phone.
+    let home: Vec<(String, Value)> = ["address", "telecom"]
+        .iter()
+        .filter_map(|k| {
+            let p = patient_mut(&mut sims[0].out.entries)?;
+            Some((k.to_string(), p.get(*k)?.clone()))
+        })
+        .collect();
     let mut extra: Vec<Value> = Vec::new();
     for sim in sims.iter_mut() {
+        if let Some(p) = patient_mut(&mut sim.out.entries) {
+            for (k, v) in &home {
+                p.insert(k.clone(), v.clone());
+            }
+        }
         decorate_patient(prov, &plan, sim, unit);
         let c = coverage(
             cfg,
@@ -281,6 +297,7 @@ fn family_bundle(cfg: &SynthConfig, prov: &Providers, booker: &mut Booker, plan:
         }
     }
     for (i, sim) in sims.iter().enumerate() {
+        // The showcase's sponsor and adolescent (member 4: the 14-year-old) always have one.
         let showcase = plan.index == 0 && (i == 0 || sim.relation == Relation::Child && i == 4);
         let alive = sim.out.person.death.is_none();
         if alive && (showcase || rng.random_bool(P_APPOINTMENT)) {

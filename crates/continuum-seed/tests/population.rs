@@ -403,6 +403,9 @@ fn seed_families_link_members_and_cover_every_age_band() {
             }
         }
         let resources: Vec<&Value> = entries(b).iter().map(|e| &e["resource"]).collect();
+        let addresses: BTreeSet<String> =
+            by_url.values().map(|p| p["address"].to_string()).collect();
+        assert_eq!(addresses.len(), 1, "one household, one address");
         // One Coverage per member, all with the same subscriber (the sponsor, the family's first Patient).
         let sponsor = entries(b)[0]["fullUrl"].as_str().unwrap();
         let coverages: Vec<&&Value> = resources
