@@ -192,9 +192,7 @@ fn main() -> Result<()> {
                             bail!("this database already holds the population of seed {seed}: use another --seed or an empty database");
                         }
                     }
-                    let jobs = jobs
-                        .unwrap_or(if store.backend() == "sqlite" { 1 } else { 4 })
-                        .max(1);
+                    let jobs = jobs.unwrap_or(seed::default_jobs(store.as_ref())).max(1);
                     seed::to_store(&fhir, &cfg, patients, jobs)?
                 }
             };
@@ -229,8 +227,9 @@ fn main() -> Result<()> {
                     "{database} holds an incomplete demo population (an interrupted first start?): delete it and run the demo again"
                 ),
                 _ => {
-                    println!("First start: seeding {patients} synthetic patients into {database} (about a minute)...");
-                    let summary = seed::to_store(&fhir, &cfg, patients.max(1), 1)?;
+                    println!("First start: seeding {patients} synthetic patients into {database} (under a minute)...");
+                    let jobs = seed::default_jobs(store.as_ref());
+                    let summary = seed::to_store(&fhir, &cfg, patients.max(1), jobs)?;
                     print!("{summary}");
                     if summary.failed > 0 {
                         bail!("{} bundles failed", summary.failed);

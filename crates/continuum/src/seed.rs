@@ -86,6 +86,16 @@ impl fmt::Display for Summary {
     }
 }
 
+/// Family writers by default: two on SQLite (its group commit lets two writers share a transaction and an
+/// fsync: 2,086 against 1,731 resources/s for 1,000 patients on two cores), four on PostgreSQL.
+pub fn default_jobs(store: &dyn continuum_store::ResourceStore) -> usize {
+    if store.backend() == "sqlite" {
+        2
+    } else {
+        4
+    }
+}
+
 /// "Now" of the simulation: the given date (`YYYY-MM-DD`, midnight UTC), else today at midnight UTC, so two
 /// runs on one day produce the same population.
 pub fn now_from(date: Option<&str>) -> Result<OffsetDateTime> {
