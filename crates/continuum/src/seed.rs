@@ -345,7 +345,7 @@ pub fn guide(fhir: &Fhir, cfg: &SynthConfig, url: &str) -> Result<String> {
         };
         line(
             &mut out,
-            &format!("child, {age} years"),
+            &format!("child, {age} year{}", if *age == 1 { "" } else { "s" }),
             "Patient",
             patient_id(fhir, dodid)?,
             &format!("(age band {band})"),
