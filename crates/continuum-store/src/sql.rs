@@ -83,7 +83,7 @@ pub fn indexable(s: &str) -> String {
     }
 }
 
-/// The index rows of a resource: table and values after `res_pk`. Identical rows are written once.
+/// The index rows of a resource: table and values after `res_pk`.
 pub fn index_rows(resource_type: &str, entries: &[IndexEntry]) -> Vec<(IndexTable, Vec<SqlValue>)> {
     let mut rows: Vec<(IndexTable, Vec<SqlValue>)> = Vec::with_capacity(entries.len());
     for e in entries {
@@ -163,9 +163,9 @@ pub fn index_rows(resource_type: &str, entries: &[IndexEntry]) -> Vec<(IndexTabl
                 (IndexTable::Uri, vec![pid, SqlValue::Text(indexable(value))])
             }
         };
-        if !rows.contains(&row) {
-            rows.push(row);
-        }
+        // no de-duplication here: the extractor already drops repeated values per parameter, and rows of
+        // different parameters differ by `pid`
+        rows.push(row);
     }
     rows
 }
