@@ -9,6 +9,8 @@
 //! The client is synchronous: call the store from blocking threads (`spawn_blocking`), never from an async
 //! task directly.
 
+mod accounts;
+mod audit;
 mod buffer;
 mod conn;
 mod migrate;
@@ -222,6 +224,14 @@ impl ResourceStore for PostgresStore {
 
     fn search(&self, query: &SearchQuery) -> Result<SearchPage> {
         queries::search(&mut *self.conn()?, query)
+    }
+
+    fn accounts(&self) -> &dyn continuum_store::AccountStore {
+        self
+    }
+
+    fn audit(&self) -> &dyn continuum_store::AuditStore {
+        self
     }
 
     fn write(&self, work: &mut dyn FnMut(&mut dyn WriteTx) -> Result<()>) -> Result<()> {

@@ -334,6 +334,12 @@ impl WriteTx for PgTx<'_> {
         })
     }
 
+    fn append_audit(&mut self, _record: &continuum_store::AuditRecord) -> Result<()> {
+        Err(continuum_store::StoreError::Backend(
+            "the audit log is not implemented on this backend yet".into(),
+        ))
+    }
+
     fn delete(&mut self, resource_type: &str, id: &str, expect: Expect) -> Result<Option<i64>> {
         let (known, vpk) = self.lock_row(resource_type, id)?;
         let Some(current) = known.live() else {

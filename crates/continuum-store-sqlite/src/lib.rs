@@ -4,6 +4,8 @@
 //! group commit (`commit`), and a pool of reader connections, which WAL mode lets run beside the writer.
 //! `synchronous=FULL` makes every acknowledged commit survive a crash or `kill -9`.
 
+mod accounts;
+mod audit;
 mod commit;
 mod migrate;
 mod tx;
@@ -288,6 +290,14 @@ impl ResourceStore for SqliteStore {
             out.push('\n');
         }
         Ok(out)
+    }
+
+    fn accounts(&self) -> &dyn continuum_store::AccountStore {
+        self
+    }
+
+    fn audit(&self) -> &dyn continuum_store::AuditStore {
+        self
     }
 
     fn write(&self, work: &mut dyn FnMut(&mut dyn WriteTx) -> Result<()>) -> Result<()> {

@@ -177,6 +177,12 @@ impl WriteTx for SqliteTx<'_> {
         })
     }
 
+    fn append_audit(&mut self, _record: &continuum_store::AuditRecord) -> Result<()> {
+        Err(continuum_store::StoreError::Backend(
+            "the audit log is not implemented on this backend yet".into(),
+        ))
+    }
+
     fn delete(&mut self, resource_type: &str, id: &str, expect: Expect) -> Result<Option<i64>> {
         let current = self.current(resource_type, id)?;
         let live = current.and_then(|(_, v, deleted)| (!deleted).then_some(v));

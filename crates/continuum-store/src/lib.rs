@@ -10,6 +10,8 @@
 //! conditional look-ups, id assignment, reference rewriting — inside one database transaction on either
 //! backend without async-closure lifetimes.
 
+pub mod accounts;
+pub mod audit;
 pub mod conformance;
 pub mod search;
 pub mod sql;
@@ -17,6 +19,8 @@ pub mod sql;
 use serde_json::Value;
 use time::OffsetDateTime;
 
+pub use accounts::{AccountRow, AccountStore, Attempt, OutboxRow, TokenRow};
+pub use audit::{AuditQuery, AuditRecord, AuditRow, AuditStore, ChainLink};
 pub use search::{
     Comparator, Cursor, Filter, Predicate, SearchPage, SearchQuery, SortBy, SortKey, SortKind,
     SortValue, StringMode, TokenSystem,
@@ -158,6 +162,8 @@ pub trait WriteTx {
     /// Mark a resource deleted (a new version without body). `Ok(None)` when it does not exist or is already
     /// deleted (deleting is idempotent).
     fn delete(&mut self, resource_type: &str, id: &str, expect: Expect) -> Result<Option<i64>>;
+    /// Append an audit record in this transaction: a write and its audit record commit or roll back together.
+    fn append_audit(&mut self, record: &AuditRecord) -> Result<()>;
 }
 
 /// The storage port.
@@ -179,6 +185,10 @@ pub trait ResourceStore: Send + Sync {
     /// run `work` again after [`StoreError::Contention`], so it must not have side effects outside the
     /// transaction other than recording its results.
     fn write(&self, work: &mut dyn FnMut(&mut dyn WriteTx) -> Result<()>) -> Result<()>;
+    /// Accounts, tokens and login counters, in the same database.
+    fn accounts(&self) -> &dyn AccountStore;
+    /// The audit log, in the same database.
+    fn audit(&self) -> &dyn AuditStore;
 }
 
 /// Source of time for the store (passed in so tests control it).
