@@ -7,11 +7,23 @@
 use postgres::Client;
 
 /// `(version, name, sql)`, in the order they must be applied.
-pub const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "0001_resources",
-    include_str!("../migrations/0001_resources.sql"),
-)];
+pub const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "0001_resources",
+        include_str!("../migrations/0001_resources.sql"),
+    ),
+    (
+        2,
+        "0002_accounts",
+        include_str!("../migrations/0002_accounts.sql"),
+    ),
+    (
+        3,
+        "0003_audit",
+        include_str!("../migrations/0003_audit.sql"),
+    ),
+];
 
 /// Key of the transaction-level advisory lock serialising migrations: an arbitrary constant (ASCII "CONTMIGR")
 /// that shares the key space with the hashed keys of `WriteTx::guard`, colliding only by chance.

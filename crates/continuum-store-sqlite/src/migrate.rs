@@ -9,11 +9,23 @@ use rusqlite::Connection;
 use crate::backend;
 
 /// The migrations, in order: (version, name, SQL).
-pub const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "0001_resources",
-    include_str!("../migrations/0001_resources.sql"),
-)];
+pub const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "0001_resources",
+        include_str!("../migrations/0001_resources.sql"),
+    ),
+    (
+        2,
+        "0002_accounts",
+        include_str!("../migrations/0002_accounts.sql"),
+    ),
+    (
+        3,
+        "0003_audit",
+        include_str!("../migrations/0003_audit.sql"),
+    ),
+];
 
 pub(crate) fn apply(conn: &mut Connection) -> Result<()> {
     conn.execute_batch(

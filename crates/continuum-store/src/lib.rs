@@ -11,7 +11,9 @@
 //! backend without async-closure lifetimes.
 
 pub mod accounts;
+pub mod accounts_conformance;
 pub mod audit;
+pub mod audit_conformance;
 pub mod conformance;
 pub mod search;
 pub mod sql;

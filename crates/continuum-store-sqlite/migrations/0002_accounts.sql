@@ -1,0 +1,1 @@
+-- Accounts, tokens, login counters and the mail outbox (being written).

@@ -1,0 +1,1 @@
+//! Conformance cases of the [`crate::AccountStore`] port (being written).
