@@ -8,6 +8,10 @@ pub enum CoreError {
     /// 400: the request is malformed (bad JSON, wrong resourceType, bad search parameter).
     #[error("{0}")]
     BadRequest(String),
+    /// 403: the caller is known but not permitted this interaction. Never used where a 404 must hide that a
+    /// resource exists.
+    #[error("{0}")]
+    Forbidden(String),
     /// 404
     #[error("{0}")]
     NotFound(String),
@@ -39,6 +43,7 @@ impl CoreError {
     pub fn status(&self) -> u16 {
         match self {
             CoreError::BadRequest(_) => 400,
+            CoreError::Forbidden(_) => 403,
             CoreError::NotFound(_) => 404,
             CoreError::Gone(_) => 410,
             CoreError::Conflict(_) | CoreError::Contention => 409,

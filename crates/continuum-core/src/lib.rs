@@ -4,6 +4,8 @@
 //! forms, JSON Patch, history, search-URL parsing, transaction and batch Bundles. Does not own: HTTP, storage
 //! engines, wire formats of other systems. Compiles without axum, SQL drivers or templates.
 
+pub mod access;
+pub mod audit;
 pub mod error;
 pub mod fhir;
 

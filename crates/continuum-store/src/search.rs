@@ -182,6 +182,13 @@ pub enum Predicate {
         param: String,
         targets: Vec<(String, Vec<Filter>)>,
     },
+    /// Every predicate holds (the access policy's "in this compartment and not labelled sensitive").
+    All(Vec<Predicate>),
+    /// Some predicate holds; none when empty (matches nothing).
+    Any(Vec<Predicate>),
+    /// The resource carries none of these `meta.security` labels (system, code); works without a resource type
+    /// too (`$everything`), unlike a negated `_security` token.
+    NoSecurityLabel { labels: Vec<(String, String)> },
     /// Reverse chain (`_has:Observation:patient:code=x`): some `source_type` resource references this one through
     /// `param` and matches `filters`.
     Has {

@@ -626,6 +626,63 @@ fn predicate(b: &mut Builder, ty: Option<&str>, alias: &str, p: &Predicate) -> R
             }
             b.push("))");
         }
+        Predicate::All(all) => {
+            b.push("(");
+            if all.is_empty() {
+                b.push("1 = 1");
+            }
+            for (i, p) in all.iter().enumerate() {
+                if i > 0 {
+                    b.push(" AND ");
+                }
+                predicate(b, ty, alias, p)?;
+            }
+            b.push(")");
+        }
+        Predicate::Any(any) => {
+            b.push("(");
+            if any.is_empty() {
+                b.push("1 = 0");
+            }
+            for (i, p) in any.iter().enumerate() {
+                if i > 0 {
+                    b.push(" OR ");
+                }
+                predicate(b, ty, alias, p)?;
+            }
+            b.push(")");
+        }
+        Predicate::NoSecurityLabel { labels } => {
+            if labels.is_empty() {
+                b.push("1 = 1");
+                return Ok(());
+            }
+            // `_security` is indexed per resource type; without a type every type's parameter id is listed
+            let pids: Vec<i64> = match ty {
+                Some(t) => vec![param_id(t, "_security")],
+                None => continuum_fhir::registry::registry()
+                    .resource_types()
+                    .iter()
+                    .map(|t| param_id(t, "_security"))
+                    .collect(),
+            };
+            b.push(&pk_in(true));
+            b.push("SELECT res_pk FROM idx_token WHERE pid IN (");
+            for (i, pid) in pids.iter().enumerate() {
+                if i > 0 {
+                    b.push(", ");
+                }
+                b.int(*pid);
+            }
+            b.push(") AND sys_code_hash IN (");
+            for (i, (sys, code)) in labels.iter().enumerate() {
+                if i > 0 {
+                    b.push(", ");
+                }
+                b.int(token_hash(Some(sys), code));
+            }
+            b.push("))");
+        }
         Predicate::Has {
             source_type,
             param,

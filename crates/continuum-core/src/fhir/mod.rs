@@ -3,6 +3,7 @@
 //! search and Bundle processing. The web layer only translates HTTP to these calls and back.
 
 mod bundle;
+mod guarded;
 pub mod params;
 pub mod shape;
 mod writer;
@@ -17,6 +18,7 @@ use time::OffsetDateTime;
 
 pub use continuum_store::PoolStatus;
 pub use params::{parse_search, Handling, ParsedSearch};
+pub use guarded::Guarded;
 pub use writer::BundleWriter;
 
 use crate::CoreError;
@@ -54,6 +56,48 @@ impl Saved {
         }
     }
 }
+
+/// Checks and records run inside a write transaction (the access policy and the audit record of a write
+/// commit or roll back with it). The system's own writes use [`NoHook`].
+pub(crate) trait WriteHook {
+    /// Before an existing resource is changed (update, patch, delete); `None` when it does not exist yet.
+    fn before(
+        &mut self,
+        tx: &mut dyn WriteTx,
+        resource_type: &str,
+        id: &str,
+        current: Option<&StoredResource>,
+    ) -> Result<(), CoreError>;
+    /// After the new version (or deletion) is written.
+    fn after(
+        &mut self,
+        tx: &mut dyn WriteTx,
+        resource_type: &str,
+        id: &str,
+        body: &[u8],
+    ) -> Result<(), CoreError>;
+}
+
+pub(crate) struct NoHook;
+
+impl WriteHook for NoHook {
+    fn before(
+        &mut self,
+        _: &mut dyn WriteTx,
+        _: &str,
+        _: &str,
+        _: Option<&StoredResource>,
+    ) -> Result<(), CoreError> {
+        Ok(())
+    }
+    fn after(&mut self, _: &mut dyn WriteTx, _: &str, _: &str, _: &[u8]) -> Result<(), CoreError> {
+        Ok(())
+    }
+}
+
+/// Gets a search's matches and included resources; returns the included ones to show.
+pub(crate) type SeenFn<'a> =
+    dyn FnMut(&[StoredResource], Vec<StoredResource>) -> Result<Vec<StoredResource>, CoreError> + 'a;
 
 /// Generates ids for new resources (passed in so tests can make them predictable).
 pub type IdGenerator = Arc<dyn Fn() -> String + Send + Sync>;
@@ -250,8 +294,18 @@ impl Fhir {
     pub fn create(
         &self,
         resource_type: &str,
+        resource: Value,
+        if_none_exist: Option<&str>,
+    ) -> Result<Saved, CoreError> {
+        self.create_hooked(resource_type, resource, if_none_exist, &mut NoHook)
+    }
+
+    pub(crate) fn create_hooked(
+        &self,
+        resource_type: &str,
         mut resource: Value,
         if_none_exist: Option<&str>,
+        hook: &mut dyn WriteHook,
     ) -> Result<Saved, CoreError> {
         check_type(resource_type)?;
         check_body(resource_type, &resource)?;
@@ -268,6 +322,7 @@ impl Fhir {
             let mut r = resource.clone();
             let w = tx.put(&mut r, Expect::Absent)?;
             let (_, id) = continuum_store::type_and_id(&r)?;
+            hook.after(tx, resource_type, &id, &w.body)?;
             Ok(Saved {
                 resource_type: resource_type.to_string(),
                 id,
@@ -319,6 +374,17 @@ impl Fhir {
         resource: Value,
         if_match: Option<i64>,
     ) -> Result<Saved, CoreError> {
+        self.update_hooked(resource_type, id, resource, if_match, &mut NoHook)
+    }
+
+    pub(crate) fn update_hooked(
+        &self,
+        resource_type: &str,
+        id: &str,
+        resource: Value,
+        if_match: Option<i64>,
+        hook: &mut dyn WriteHook,
+    ) -> Result<Saved, CoreError> {
         check_type(resource_type)?;
         check_body(resource_type, &resource)?;
         match resource.get("id").and_then(Value::as_str) {
@@ -335,8 +401,11 @@ impl Fhir {
         }
         let expect = if_match.map_or(Expect::Any, Expect::Version);
         write_tx(self.store.as_ref(), |tx| {
+            let current = tx.read(resource_type, id)?.filter(|c| !c.deleted);
+            hook.before(tx, resource_type, id, current.as_ref())?;
             let mut r = resource.clone();
             let w = tx.put(&mut r, expect)?;
+            hook.after(tx, resource_type, id, &w.body)?;
             Ok(Saved {
                 resource_type: resource_type.to_string(),
                 id: id.to_string(),
@@ -400,10 +469,26 @@ impl Fhir {
         id: &str,
         if_match: Option<i64>,
     ) -> Result<Option<i64>, CoreError> {
+        self.delete_hooked(resource_type, id, if_match, &mut NoHook)
+    }
+
+    pub(crate) fn delete_hooked(
+        &self,
+        resource_type: &str,
+        id: &str,
+        if_match: Option<i64>,
+        hook: &mut dyn WriteHook,
+    ) -> Result<Option<i64>, CoreError> {
         check_type(resource_type)?;
         let expect = if_match.map_or(Expect::Any, Expect::Version);
         write_tx(self.store.as_ref(), |tx| {
-            Ok(tx.delete(resource_type, id, expect)?)
+            let current = tx.read(resource_type, id)?.filter(|c| !c.deleted);
+            hook.before(tx, resource_type, id, current.as_ref())?;
+            let v = tx.delete(resource_type, id, expect)?;
+            if v.is_some() {
+                hook.after(tx, resource_type, id, &[])?;
+            }
+            Ok(v)
         })
     }
 
@@ -434,6 +519,17 @@ impl Fhir {
         patch: Value,
         if_match: Option<i64>,
     ) -> Result<Saved, CoreError> {
+        self.patch_hooked(resource_type, id, patch, if_match, &mut NoHook)
+    }
+
+    pub(crate) fn patch_hooked(
+        &self,
+        resource_type: &str,
+        id: &str,
+        patch: Value,
+        if_match: Option<i64>,
+        hook: &mut dyn WriteHook,
+    ) -> Result<Saved, CoreError> {
         check_type(resource_type)?;
         let patch: json_patch::Patch = serde_json::from_value(patch)
             .map_err(|e| bad(format!("not a JSON Patch document: {e}")))?;
@@ -449,6 +545,7 @@ impl Fhir {
                 }
                 Some(c) => c,
             };
+            hook.before(tx, resource_type, id, Some(&current))?;
             if let Some(v) = if_match {
                 if v != current.version {
                     return Err(CoreError::PreconditionFailed(format!(
@@ -474,6 +571,7 @@ impl Fhir {
             }
             check_body(resource_type, &doc)?;
             let w = tx.put(&mut doc, Expect::Version(current.version))?;
+            hook.after(tx, resource_type, id, &w.body)?;
             Ok(Saved {
                 resource_type: resource_type.to_string(),
                 id: id.to_string(),
@@ -492,6 +590,20 @@ impl Fhir {
         resource_type: Option<&str>,
         id: Option<&str>,
         params: &[(String, String)],
+    ) -> Result<Vec<u8>, CoreError> {
+        self.history_with(base, resource_type, id, params, false, &mut |_| true)
+    }
+
+    /// History keeping only the versions `keep` accepts (the access policy hides versions whose labels the
+    /// caller may not see; the total is then left out, as it would count them).
+    pub(crate) fn history_with(
+        &self,
+        base: &str,
+        resource_type: Option<&str>,
+        id: Option<&str>,
+        params: &[(String, String)],
+        hide_total: bool,
+        keep: &mut dyn FnMut(&StoredResource) -> bool,
     ) -> Result<Vec<u8>, CoreError> {
         if let Some(t) = resource_type {
             check_type(t)?;
@@ -538,8 +650,14 @@ impl Fhir {
             _ => format!("{base}/_history"),
         };
         let links = writer::page_links(&path, params, page.next.map(|n| n.to_string()));
-        let mut w = BundleWriter::new("history", page.total, &links);
-        for e in &page.entries {
+        let kept: Vec<&StoredResource> = page.entries.iter().filter(|e| keep(e)).collect();
+        let total = if !hide_total && kept.len() == page.entries.len() {
+            page.total
+        } else {
+            None
+        };
+        let mut w = BundleWriter::new("history", total, &links);
+        for e in kept {
             w.history_entry(base, e);
         }
         Ok(w.finish())
@@ -617,33 +735,7 @@ impl Fhir {
         params: &[(String, String)],
     ) -> Result<Vec<u8>, CoreError> {
         self.read("Patient", patient_id)?;
-        let members: Vec<(String, Vec<String>)> = registry()
-            .compartments
-            .get("Patient")
-            .map(|m| m.iter().map(|(t, p)| (t.clone(), p.clone())).collect())
-            .unwrap_or_default();
-        let mut shaping: Vec<(String, String)> = Vec::new();
-        for (k, v) in params {
-            match k.as_str() {
-                "_count" | "_cursor" | "_format" | "_pretty" | "_type" | "_elements" => {
-                    shaping.push((k.clone(), v.clone()))
-                }
-                "_since" => shaping.push(("_lastUpdated".into(), format!("ge{v}"))),
-                other => {
-                    return Err(bad(format!(
-                        "$everything does not take the parameter {other}"
-                    )))
-                }
-            }
-        }
-        let mut parsed = parse_search(None, &shaping, Handling::Strict)?;
-        parsed.query.filters.push(continuum_store::Filter::one(
-            continuum_store::Predicate::InCompartment {
-                target_type: "Patient".into(),
-                target_id: patient_id.to_string(),
-                members,
-            },
-        ));
+        let parsed = everything_query(patient_id, params)?;
         let path = format!("{base}/Patient/{patient_id}/$everything");
         self.searchset(base, &path, params, parsed)
     }
@@ -654,6 +746,19 @@ impl Fhir {
         path: &str,
         params: &[(String, String)],
         parsed: ParsedSearch,
+    ) -> Result<Vec<u8>, CoreError> {
+        self.searchset_with(base, path, params, parsed, &mut |_, inc| Ok(inc))
+    }
+
+    /// A searchset; `seen` gets the matches and the included resources and returns the included ones the
+    /// caller may see (the access policy filters `_include`/`_revinclude` there and records what was shown).
+    pub(crate) fn searchset_with(
+        &self,
+        base: &str,
+        path: &str,
+        params: &[(String, String)],
+        parsed: ParsedSearch,
+        seen: &mut SeenFn<'_>,
     ) -> Result<Vec<u8>, CoreError> {
         let page = self.store.search(&parsed.query)?;
         let (included, truncated) = if parsed.includes.is_empty() && parsed.revincludes.is_empty() {
@@ -666,6 +771,7 @@ impl Fhir {
                 &parsed.revincludes,
             )?
         };
+        let included = seen(&page.matches, included)?;
         let links = writer::page_links(path, params, page.next.as_ref().map(params::encode_cursor));
         let mut w = BundleWriter::new("searchset", page.total, &links);
         let elements = parsed.elements.as_deref();
@@ -702,12 +808,48 @@ impl Fhir {
     }
 }
 
+/// The search behind `Patient/{id}/$everything`: every resource in the patient's compartment.
+pub(crate) fn everything_query(
+    patient_id: &str,
+    params: &[(String, String)],
+) -> Result<ParsedSearch, CoreError> {
+        let members: Vec<(String, Vec<String>)> = registry()
+            .compartments
+            .get("Patient")
+            .map(|m| m.iter().map(|(t, p)| (t.clone(), p.clone())).collect())
+            .unwrap_or_default();
+        let mut shaping: Vec<(String, String)> = Vec::new();
+        for (k, v) in params {
+            match k.as_str() {
+                "_count" | "_cursor" | "_format" | "_pretty" | "_type" | "_elements" => {
+                    shaping.push((k.clone(), v.clone()))
+                }
+                "_since" => shaping.push(("_lastUpdated".into(), format!("ge{v}"))),
+                other => {
+                    return Err(bad(format!(
+                        "$everything does not take the parameter {other}"
+                    )))
+                }
+            }
+        }
+        let mut parsed = parse_search(None, &shaping, Handling::Strict)?;
+        parsed.query.filters.push(continuum_store::Filter::one(
+            continuum_store::Predicate::InCompartment {
+                target_type: "Patient".into(),
+                target_id: patient_id.to_string(),
+                members,
+            },
+        ));
+        Ok(parsed)
+}
+
 /// The OperationOutcome for an error (the web layer uses the same function, so the body is identical
 /// wherever the error surfaces). Internal detail never leaves: 500s get a generic text.
 pub fn outcome_of(err: &CoreError) -> Value {
     use continuum_fhir::{IssueType, OperationOutcome};
     let oo = match err {
         CoreError::BadRequest(m) => OperationOutcome::error(IssueType::Invalid, m.clone()),
+        CoreError::Forbidden(m) => OperationOutcome::error(IssueType::Forbidden, m.clone()),
         CoreError::NotFound(m) => OperationOutcome::error(IssueType::NotFound, m.clone()),
         CoreError::Gone(m) => OperationOutcome::error(IssueType::Deleted, m.clone()),
         CoreError::Conflict(m) => OperationOutcome::error(IssueType::Conflict, m.clone()),
