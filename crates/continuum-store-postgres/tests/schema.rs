@@ -9,6 +9,25 @@ use postgres::{Client, NoTls};
 const SQLITE_SCHEMA: &str =
     include_str!("../../continuum-store-sqlite/migrations/0001_resources.sql");
 
+/// Every SQLite migration, in order: the applied PostgreSQL schema is compared with all of them.
+const SQLITE_MIGRATIONS: &[&str] = &[
+    SQLITE_SCHEMA,
+    include_str!("../../continuum-store-sqlite/migrations/0002_accounts.sql"),
+    include_str!("../../continuum-store-sqlite/migrations/0003_audit.sql"),
+];
+
+fn sqlite_schema() -> Schema {
+    parse_sqlite(&SQLITE_MIGRATIONS.join("\n;\n"))
+}
+
+/// The versions of every migration: what migrating an empty database applies.
+fn all_versions() -> Vec<i64> {
+    continuum_store_postgres::MIGRATIONS
+        .iter()
+        .map(|m| m.0)
+        .collect()
+}
+
 #[derive(Debug, Default, PartialEq)]
 struct Schema {
     /// table → column names in order
@@ -146,14 +165,50 @@ fn sqlite_schema_parses() {
 }
 
 #[test]
+fn sqlite_accounts_schema_parses() {
+    let s = parse_sqlite(SQLITE_MIGRATIONS[1]);
+    assert_eq!(
+        s.tables["account"],
+        ["id", "username", "cert_id", "locked_until", "body"]
+    );
+    assert_eq!(
+        s.tables["auth_token"],
+        [
+            "hash",
+            "kind",
+            "account_id",
+            "created",
+            "last_used",
+            "expires",
+            "data"
+        ]
+    );
+    assert_eq!(
+        s.tables["outbox"],
+        ["seq", "created", "recipient", "subject", "body", "sent"]
+    );
+    assert!(s.indexes["account_username"].0);
+    assert!(s.indexes["account_cert"].0);
+    assert_eq!(s.tables.len(), 5);
+    assert_eq!(
+        SQLITE_MIGRATIONS.len(),
+        continuum_store_postgres::MIGRATIONS.len(),
+        "every migration is compared"
+    );
+}
+
+#[test]
 fn postgres_schema_matches_sqlite_schema() {
     let Some(url) = continuum_testkit::pg::fresh_database_or_skip() else {
         return;
     };
-    assert_eq!(continuum_store_postgres::migrate(&url).unwrap(), vec![1]);
+    assert_eq!(
+        continuum_store_postgres::migrate(&url).unwrap(),
+        all_versions()
+    );
     let mut client = Client::connect(&url, NoTls).unwrap();
     let pg = applied(&mut client);
-    let sqlite = parse_sqlite(SQLITE_SCHEMA);
+    let sqlite = sqlite_schema();
     assert_eq!(pg.tables, sqlite.tables);
     assert_eq!(pg.indexes, sqlite.indexes);
 }
@@ -170,7 +225,7 @@ fn migrating_is_idempotent_and_safe_to_race() {
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
     assert_eq!(
-        applied.iter().filter(|a| **a == [1]).count(),
+        applied.iter().filter(|a| **a == all_versions()).count(),
         1,
         "exactly one run applies: {applied:?}"
     );

@@ -73,6 +73,15 @@ impl GroupCommit {
         clock: &dyn Clock,
         work: &mut dyn FnMut(&mut dyn WriteTx) -> Result<()>,
     ) -> Result<()> {
+        self.run(&mut |conn| {
+            let mut tx = SqliteTx::new(conn, clock.now());
+            work(&mut tx)
+        })
+    }
+
+    /// Run raw SQL `work` on the writer connection, in its own savepoint of the shared batch, exactly like
+    /// [`Self::write`] (which is this plus a [`WriteTx`]): for the state that is not resources (accounts).
+    pub(crate) fn run(&self, work: &mut dyn FnMut(&Connection) -> Result<()>) -> Result<()> {
         self.queued.fetch_add(1, Ordering::SeqCst);
         let mut st = self.lock();
         self.queued.fetch_sub(1, Ordering::SeqCst);
@@ -84,11 +93,7 @@ impl GroupCommit {
             self.close_batch(&mut st);
             return Err(backend(e));
         }
-        let now = clock.now();
-        let outcome = catch_unwind(AssertUnwindSafe(|| {
-            let mut tx = SqliteTx::new(&st.conn, now);
-            work(&mut tx)
-        }));
+        let outcome = catch_unwind(AssertUnwindSafe(|| work(&st.conn)));
         let outcome = match outcome {
             Ok(Ok(())) => match st.conn.execute_batch("RELEASE member") {
                 Ok(()) => {
