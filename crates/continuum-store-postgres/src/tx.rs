@@ -334,10 +334,11 @@ impl WriteTx for PgTx<'_> {
         })
     }
 
-    fn append_audit(&mut self, _record: &continuum_store::AuditRecord) -> Result<()> {
-        Err(continuum_store::StoreError::Backend(
-            "the audit log is not implemented on this backend yet".into(),
-        ))
+    fn append_audit(&mut self, record: &continuum_store::AuditRecord) -> Result<()> {
+        // Straight to the transaction's connection: nothing orders audit rows against the buffered resource
+        // writes, which commit (or roll back) in the same transaction anyway.
+        self.check_poison()?;
+        crate::audit::insert(self.conn, record).map_err(|e| self.note(e))
     }
 
     fn delete(&mut self, resource_type: &str, id: &str, expect: Expect) -> Result<Option<i64>> {

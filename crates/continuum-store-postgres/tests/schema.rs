@@ -34,6 +34,8 @@ struct Schema {
     tables: BTreeMap<String, Vec<String>>,
     /// index → (unique, table, columns)
     indexes: BTreeMap<String, (bool, String, Vec<String>)>,
+    /// trigger → table (compared one way: PostgreSQL also has TRUNCATE triggers, which SQLite has no use for)
+    triggers: BTreeMap<String, String>,
 }
 
 fn unquote(s: &str) -> String {
@@ -72,9 +74,22 @@ fn parse_sqlite(sql: &str) -> Schema {
         .collect::<Vec<_>>()
         .join("\n");
     let mut schema = Schema::default();
+    // a trigger's body holds `;`s: skip its pieces up to the one ending in `END`
+    let mut in_trigger = false;
     for stmt in text.split(';').map(str::trim).filter(|s| !s.is_empty()) {
         let words: Vec<&str> = stmt.split_whitespace().collect();
+        if in_trigger {
+            in_trigger = words.last() != Some(&"END");
+            continue;
+        }
         match words.as_slice() {
+            ["CREATE", "TRIGGER", name, ..] => {
+                let on = words.iter().position(|w| *w == "ON").expect("ON");
+                schema
+                    .triggers
+                    .insert(unquote(name), unquote(words[on + 1]));
+                in_trigger = words.last() != Some(&"END");
+            }
             ["CREATE", "TABLE", name, ..] => {
                 let cols = paren_list(stmt)
                     .iter()
@@ -134,6 +149,16 @@ fn applied(client: &mut Client) -> Schema {
         schema
             .indexes
             .insert(name, (def.starts_with("CREATE UNIQUE"), r.get(1), cols));
+    }
+    let rows = client
+        .query(
+            "SELECT t.tgname::text, c.relname::text FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid \
+             JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public' AND NOT t.tgisinternal",
+            &[],
+        )
+        .unwrap();
+    for r in rows {
+        schema.triggers.insert(r.get(0), r.get(1));
     }
     schema
 }
@@ -198,6 +223,22 @@ fn sqlite_accounts_schema_parses() {
 }
 
 #[test]
+fn sqlite_audit_schema_parses() {
+    let s = parse_sqlite(SQLITE_MIGRATIONS[2]);
+    assert_eq!(
+        s.tables["audit_event"],
+        ["seq", "recorded", "agent", "patient", "action", "subtype", "outcome", "body"]
+    );
+    assert_eq!(s.tables["audit_chain"], ["pos", "seq", "prev_hash", "hash"]);
+    assert!(s.indexes["audit_chain_seq"].0);
+    assert_eq!(s.tables.len(), 2);
+    assert_eq!(s.indexes.len(), 4);
+    // UPDATE and DELETE refused on both tables
+    assert_eq!(s.triggers.len(), 4);
+    assert_eq!(s.triggers["audit_chain_no_update"], "audit_chain");
+}
+
+#[test]
 fn postgres_schema_matches_sqlite_schema() {
     let Some(url) = continuum_testkit::pg::fresh_database_or_skip() else {
         return;
@@ -211,6 +252,9 @@ fn postgres_schema_matches_sqlite_schema() {
     let sqlite = sqlite_schema();
     assert_eq!(pg.tables, sqlite.tables);
     assert_eq!(pg.indexes, sqlite.indexes);
+    for (name, table) in &sqlite.triggers {
+        assert_eq!(pg.triggers.get(name), Some(table), "trigger {name}");
+    }
 }
 
 #[test]

@@ -177,10 +177,8 @@ impl WriteTx for SqliteTx<'_> {
         })
     }
 
-    fn append_audit(&mut self, _record: &continuum_store::AuditRecord) -> Result<()> {
-        Err(continuum_store::StoreError::Backend(
-            "the audit log is not implemented on this backend yet".into(),
-        ))
+    fn append_audit(&mut self, record: &continuum_store::AuditRecord) -> Result<()> {
+        crate::audit::insert(self.txn, record)
     }
 
     fn delete(&mut self, resource_type: &str, id: &str, expect: Expect) -> Result<Option<i64>> {

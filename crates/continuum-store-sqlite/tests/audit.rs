@@ -1,0 +1,218 @@
+//! The audit log on a real SQLite file: the audit conformance suite, and what an attacker with the database file
+//! in hand can and cannot do unseen (through a raw connection, bypassing the store).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use continuum_store::audit::{verify, Problem};
+use continuum_store::audit_conformance::record;
+use continuum_store::{AuditStore, SystemClock};
+use continuum_store_sqlite::SqliteStore;
+use rusqlite::Connection;
+
+struct Fixture {
+    store: SqliteStore,
+    _dir: tempfile::TempDir,
+}
+
+impl std::ops::Deref for Fixture {
+    type Target = SqliteStore;
+    fn deref(&self) -> &SqliteStore {
+        &self.store
+    }
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("test.db"), Arc::new(SystemClock)).unwrap();
+    Fixture { store, _dir: dir }
+}
+
+continuum_store::audit_conformance_tests!(fixture());
+
+/// A store holding `n` sealed rows; returns it, their seqs (oldest first) and a raw connection to its file.
+fn sealed(n: i64) -> (Fixture, Vec<i64>, Connection) {
+    let f = fixture();
+    let records: Vec<_> = (0..n)
+        .map(|i| record("u1", Some("p1"), 1_000 + i))
+        .collect();
+    f.append_audit(&records).unwrap();
+    assert_eq!(f.seal_audit(100).unwrap(), n as usize);
+    assert!(f.audit_unsealed(10).unwrap().is_empty());
+    let mut seqs: Vec<i64> = f
+        .audit_chain(0, 100)
+        .unwrap()
+        .iter()
+        .map(|l| l.seq)
+        .collect();
+    seqs.sort_unstable();
+    let path: PathBuf = f.path().to_path_buf();
+    let conn = Connection::open(path).unwrap();
+    conn.busy_timeout(std::time::Duration::from_secs(30))
+        .unwrap();
+    (f, seqs, conn)
+}
+
+fn count(conn: &Connection, table: &str) -> i64 {
+    conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+        .unwrap()
+}
+
+#[test]
+fn update_and_delete_are_refused() {
+    let (f, seqs, conn) = sealed(3);
+    for sql in [
+        "UPDATE audit_event SET body = x'00' WHERE seq = ?1",
+        "UPDATE audit_event SET agent = 'someone else' WHERE seq = ?1",
+        "DELETE FROM audit_event WHERE seq = ?1",
+        "UPDATE audit_chain SET hash = 'x' WHERE seq = ?1",
+        "DELETE FROM audit_chain WHERE seq = ?1",
+    ] {
+        let err = conn.execute(sql, [seqs[1]]).unwrap_err();
+        assert!(err.to_string().contains("append-only"), "{sql}: {err}");
+    }
+    for sql in ["DELETE FROM audit_event", "DELETE FROM audit_chain"] {
+        assert!(conn.execute(sql, []).is_err(), "{sql}");
+    }
+    assert_eq!(count(&conn, "audit_event"), 3);
+    assert_eq!(count(&conn, "audit_chain"), 3);
+    let report = verify(&*f, 10).unwrap();
+    assert_eq!(report.links, 3);
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+}
+
+#[test]
+fn an_altered_row_is_named() {
+    let (f, seqs, conn) = sealed(5);
+    // an attacker with the file drops the trigger, then edits
+    conn.execute_batch("DROP TRIGGER audit_event_no_update")
+        .unwrap();
+    conn.execute(
+        "UPDATE audit_event SET body = CAST('{\"edited\":true}' AS BLOB) WHERE seq = ?1",
+        [seqs[2]],
+    )
+    .unwrap();
+    let report = verify(&*f, 2).unwrap();
+    assert_eq!(report.links, 5);
+    assert_eq!(
+        report.problems,
+        [Problem::Altered {
+            pos: 3,
+            seq: seqs[2]
+        }]
+    );
+    let text = report.problems[0].to_string();
+    assert!(text.contains(&format!("row {}", seqs[2])), "{text}");
+    assert!(text.contains("altered"), "{text}");
+}
+
+#[test]
+fn a_removed_row_is_named() {
+    let (f, seqs, conn) = sealed(5);
+    conn.execute_batch("DROP TRIGGER audit_event_no_delete")
+        .unwrap();
+    conn.execute("DELETE FROM audit_event WHERE seq = ?1", [seqs[3]])
+        .unwrap();
+    let report = verify(&*f, 10).unwrap();
+    assert_eq!(report.links, 5);
+    assert_eq!(
+        report.problems,
+        [Problem::MissingRow {
+            pos: 4,
+            seq: seqs[3]
+        }]
+    );
+    assert!(report.problems[0]
+        .to_string()
+        .contains(&format!("row {}", seqs[3])));
+    // the newest row removed: its seq is not handed out again
+    conn.execute("DELETE FROM audit_event WHERE seq = ?1", [seqs[4]])
+        .unwrap();
+    f.append_audit(&[record("u2", None, 9)]).unwrap();
+    let fresh = f.audit_unsealed(10).unwrap();
+    assert_eq!(fresh.len(), 1);
+    assert!(fresh[0].seq > seqs[4]);
+    let report = verify(&*f, 10).unwrap();
+    assert_eq!(
+        report.problems,
+        [
+            Problem::MissingRow {
+                pos: 4,
+                seq: seqs[3]
+            },
+            Problem::MissingRow {
+                pos: 5,
+                seq: seqs[4]
+            }
+        ]
+    );
+}
+
+#[test]
+fn a_removed_link_is_reported() {
+    let (f, seqs, conn) = sealed(5);
+    conn.execute_batch("DROP TRIGGER audit_chain_no_delete")
+        .unwrap();
+    conn.execute("DELETE FROM audit_chain WHERE pos = 3", [])
+        .unwrap();
+    let report = verify(&*f, 10).unwrap();
+    assert_eq!(report.links, 4);
+    assert_eq!(
+        report.problems,
+        [
+            Problem::Gap {
+                after_pos: 2,
+                next_pos: 4,
+                seq: seqs[3]
+            },
+            Problem::Unchained {
+                seq: seqs[2],
+                newest_sealed: seqs[4]
+            },
+        ]
+    );
+    assert!(report.problems[1]
+        .to_string()
+        .contains(&format!("row {}", seqs[2])));
+    // the first link removed: the chain no longer starts at 1
+    conn.execute("DELETE FROM audit_chain WHERE pos = 1", [])
+        .unwrap();
+    let report = verify(&*f, 10).unwrap();
+    assert!(report.problems.contains(&Problem::Gap {
+        after_pos: 0,
+        next_pos: 2,
+        seq: seqs[1]
+    }));
+    assert!(report.problems.contains(&Problem::Unchained {
+        seq: seqs[0],
+        newest_sealed: seqs[4]
+    }));
+}
+
+#[test]
+fn a_replaced_link_is_reported() {
+    let (f, seqs, conn) = sealed(4);
+    conn.execute_batch("DROP TRIGGER audit_chain_no_update")
+        .unwrap();
+    // rewrite link 2 with a made-up hash: the link no longer matches its row, and link 3 no longer follows on
+    conn.execute(
+        "UPDATE audit_chain SET hash = ?1 WHERE pos = 2",
+        [continuum_store::audit::GENESIS],
+    )
+    .unwrap();
+    let report = verify(&*f, 10).unwrap();
+    assert_eq!(
+        report.problems,
+        [
+            Problem::Altered {
+                pos: 2,
+                seq: seqs[1]
+            },
+            Problem::BrokenLink {
+                pos: 3,
+                seq: seqs[2]
+            },
+        ]
+    );
+}
