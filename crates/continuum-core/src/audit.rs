@@ -33,9 +33,12 @@ impl Event {
             Event::Create | Event::Transaction => "C",
             Event::Update | Event::Patch => "U",
             Event::Delete => "D",
-            Event::Read | Event::Vread | Event::Search | Event::History | Event::Everything | Event::Export => {
-                "R"
-            }
+            Event::Read
+            | Event::Vread
+            | Event::Search
+            | Event::History
+            | Event::Everything
+            | Event::Export => "R",
             Event::Login | Event::Logout | Event::BreakGlass => "E",
         }
     }

@@ -188,7 +188,9 @@ pub enum Predicate {
     Any(Vec<Predicate>),
     /// The resource carries none of these `meta.security` labels (system, code); works without a resource type
     /// too (`$everything`), unlike a negated `_security` token.
-    NoSecurityLabel { labels: Vec<(String, String)> },
+    NoSecurityLabel {
+        labels: Vec<(String, String)>,
+    },
     /// Reverse chain (`_has:Observation:patient:code=x`): some `source_type` resource references this one through
     /// `param` and matches `filters`.
     Has {

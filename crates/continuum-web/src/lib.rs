@@ -11,7 +11,9 @@ mod ops;
 use std::sync::Arc;
 
 use axum::Router;
-use continuum_core::Fhir;
+use continuum_auth::{Auth, LoginPolicy};
+use continuum_core::access::Policy;
+use continuum_core::{CoreError, Fhir};
 use tower::Layer;
 
 pub use metrics::Metrics;
@@ -38,14 +40,23 @@ impl Default for WebConfig {
 #[derive(Clone)]
 pub struct AppState {
     pub fhir: Fhir,
+    pub auth: Auth,
+    pub policy: Arc<Policy>,
     pub config: Arc<WebConfig>,
     pub metrics: Arc<Metrics>,
 }
 
 impl AppState {
-    pub fn new(fhir: Fhir, config: WebConfig) -> Self {
+    /// State with the default access policy and login policy.
+    pub fn new(fhir: Fhir, config: WebConfig) -> Result<Self, CoreError> {
+        Ok(Self::with_policy(fhir, config, Policy::default_policy()?))
+    }
+
+    pub fn with_policy(fhir: Fhir, config: WebConfig, policy: Policy) -> Self {
         AppState {
+            auth: Auth::new(fhir.store().clone(), LoginPolicy::default()),
             fhir,
+            policy: Arc::new(policy),
             config: Arc::new(config),
             metrics: Arc::new(Metrics::new()),
         }
@@ -77,7 +88,9 @@ pub async fn serve(
         tower_http::normalize_path::NormalizePathLayer::trim_trailing_slash().layer(app(state));
     axum::serve(
         listener,
-        axum::ServiceExt::<axum::extract::Request>::into_make_service(service),
+        axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
+            std::net::SocketAddr,
+        >(service),
     )
     .with_graceful_shutdown(shutdown)
     .await

@@ -1,5 +1,6 @@
 //! The `continuum` binary: one program for every role — `serve`, `migrate`, `import`, `seed`, `demo`.
 
+mod admin;
 mod import;
 mod seed;
 
@@ -51,6 +52,16 @@ enum Command {
     },
     /// Create or upgrade the database schema.
     Migrate,
+    /// Accounts, API tokens, proxy grants, unlocking.
+    Admin {
+        #[command(subcommand)]
+        command: admin::AdminCommand,
+    },
+    /// The audit log: verify its hash chain, reports.
+    Audit {
+        #[command(subcommand)]
+        command: admin::AuditCommand,
+    },
     /// Show the SQL and the database's plan for a FHIR search, e.g.
     /// `continuum explain 'Observation?patient=123&code=http://loinc.org|4548-4&_sort=-date'`.
     Explain {
@@ -143,6 +154,8 @@ fn main() -> Result<()> {
             println!("database is up to date ({})", store.backend());
             Ok(())
         }
+        Command::Admin { command } => admin::run_admin(open_store(&cli.database)?, command),
+        Command::Audit { command } => admin::run_audit(open_store(&cli.database)?, command),
         Command::Explain { search } => {
             let store = open_store(&cli.database)?;
             let (path, query) = search.split_once('?').unwrap_or((search.as_str(), ""));
@@ -162,7 +175,12 @@ fn main() -> Result<()> {
             let jobs = jobs
                 .unwrap_or(if store.backend() == "sqlite" { 1 } else { 4 })
                 .max(1);
-            let summary = import::run(Fhir::new(store), &paths, jobs)?;
+            let summary = import::run(Fhir::new(store.clone()), &paths, jobs)?;
+            record_bulk(
+                store.as_ref(),
+                "continuum import",
+                &format!("{} files", paths.len()),
+            )?;
             print!("{summary}");
             if summary.errors.is_empty() {
                 Ok(())
@@ -193,7 +211,13 @@ fn main() -> Result<()> {
                         }
                     }
                     let jobs = jobs.unwrap_or(seed::default_jobs(store.as_ref())).max(1);
-                    seed::to_store(&fhir, &cfg, patients, jobs)?
+                    let summary = seed::to_store(&fhir, &cfg, patients, jobs)?;
+                    record_bulk(
+                        store.as_ref(),
+                        "continuum seed",
+                        &format!("{patients} patients"),
+                    )?;
+                    summary
                 }
             };
             print!("{summary}");
@@ -230,6 +254,7 @@ fn main() -> Result<()> {
                     println!("First start: seeding {patients} synthetic patients into {database} (under a minute)...");
                     let jobs = seed::default_jobs(store.as_ref());
                     let summary = seed::to_store(&fhir, &cfg, patients.max(1), jobs)?;
+                    record_bulk(store.as_ref(), "continuum demo", &format!("{patients} patients"))?;
                     print!("{summary}");
                     if summary.failed > 0 {
                         bail!("{} bundles failed", summary.failed);
@@ -238,8 +263,9 @@ fn main() -> Result<()> {
             }
             let base = format!("http://{listen}");
             let guide = seed::guide(&fhir, &cfg, &base)?;
+            let token = demo_token(store.clone())?;
             let banner = format!(
-                "\n== Continuum demo ==\nEVERY PERSON, CLINIC AND RECORD HERE IS SYNTHETIC: generated, fake, never a real patient.\n\n{guide}\nLogins and accounts come with issue 4; until then explore the FHIR API, e.g.\n  {base}/fhir/Patient?identifier={}|{}\n  {base}/fhir/Appointment?status=booked\n",
+                "\n== Continuum demo ==\nEVERY PERSON, CLINIC AND RECORD HERE IS SYNTHETIC: generated, fake, never a real patient.\n\n{guide}\nThe FHIR API needs a bearer token; this one (a demo integration account, valid 7 days) sees everything:\n  export TOKEN={token}\n  curl -H \"Authorization: Bearer $TOKEN\" '{base}/fhir/Patient?identifier={}|{}'\n  curl -H \"Authorization: Bearer $TOKEN\" '{base}/fhir/Appointment?status=booked'\nAccounts for people: continuum admin create-user --help\n",
                 continuum_seed::DODID_SYSTEM,
                 continuum_seed::showcase(&cfg).sponsor
             );
@@ -270,7 +296,9 @@ fn serve(
                 max_body_bytes,
                 public_base,
             },
-        );
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        spawn_audit_sealer(store.clone());
         tracing::info!(backend = store.backend(), %addr, "serving");
         if let Some(b) = banner {
             println!("{b}");
@@ -282,4 +310,53 @@ fn serve(
         .await?;
         Ok(())
     })
+}
+
+/// One audit record for a bulk load by the command line (per-resource records would double the writes of a
+/// million-resource load; the load itself is the access).
+fn record_bulk(store: &dyn ResourceStore, who: &str, what: &str) -> Result<()> {
+    let principal = continuum_core::access::Principal::system(who);
+    let now = continuum_store::to_micros(time::OffsetDateTime::now_utc());
+    let rec = continuum_core::audit::record(
+        &principal,
+        now,
+        continuum_core::audit::Event::Transaction,
+        continuum_core::audit::Outcome::Success,
+        None,
+        &[what.to_string()],
+        None,
+        None,
+    );
+    store.audit().append_audit(&[rec])?;
+    Ok(())
+}
+
+/// The demo's integration account and a fresh 7-day API token for it.
+fn demo_token(store: Arc<dyn ResourceStore>) -> Result<String> {
+    let auth = continuum_auth::Auth::new(store, continuum_auth::LoginPolicy::default());
+    let account = match auth.by_username("demo-integration")? {
+        Some(a) => a,
+        None => auth.create(
+            continuum_auth::Account::new(
+                continuum_auth::AccountKind::Service,
+                "demo-integration",
+                "Demo integration",
+            ),
+            None,
+        )?,
+    };
+    let now = continuum_store::to_micros(time::OffsetDateTime::now_utc());
+    Ok(auth.issue_token(&account.id, "api", now, 7 * 86_400, b"{}")?)
+}
+
+/// Chains new audit rows into the hash chain every second, on a plain thread (the store is synchronous).
+fn spawn_audit_sealer(store: Arc<dyn ResourceStore>) {
+    std::thread::spawn(move || loop {
+        match store.audit().seal_audit(10_000) {
+            Ok(10_000) => continue,
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "sealing the audit log failed"),
+        }
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    });
 }

@@ -237,7 +237,9 @@ impl Access {
                                 .filter(|r| !r.deleted)
                                 .and_then(|r| serde_json::from_slice::<Value>(&r.body).ok())
                                 .and_then(|v| {
-                                    v.get("birthDate").and_then(Value::as_str).map(str::to_string)
+                                    v.get("birthDate")
+                                        .and_then(Value::as_str)
+                                        .map(str::to_string)
                                 });
                             // no birth date: the age cannot be checked, so nothing is shown
                             match birth.as_deref().and_then(|b| age_on(b, today)) {
@@ -297,7 +299,9 @@ impl Access {
             .iter()
             .filter(|g| match resource_type {
                 Some(t) => g.scope.allows(t, i),
-                None => g.scope.resource_type.is_none() && g.scope.interactions.contains(i.letter()),
+                None => {
+                    g.scope.resource_type.is_none() && g.scope.interactions.contains(i.letter())
+                }
             })
             .collect();
         matching
@@ -318,7 +322,12 @@ impl Access {
     }
 
     /// Operations over every type or the whole history need unrestricted reach.
-    pub fn require_all(&self, resource_type: Option<&str>, i: Interaction, what: &str) -> Result<(), CoreError> {
+    pub fn require_all(
+        &self,
+        resource_type: Option<&str>,
+        i: Interaction,
+        what: &str,
+    ) -> Result<(), CoreError> {
         if self.reaches_all(resource_type, i) {
             Ok(())
         } else {
@@ -330,7 +339,11 @@ impl Access {
 
     /// The restriction on `resource_type` for interaction `i`: `Ok(None)` when unrestricted, `Ok(Some(filter))`
     /// to AND into the query, `Err(Forbidden)` when no grant allows the interaction at all.
-    pub fn filter_for(&self, resource_type: &str, i: Interaction) -> Result<Option<Filter>, CoreError> {
+    pub fn filter_for(
+        &self,
+        resource_type: &str,
+        i: Interaction,
+    ) -> Result<Option<Filter>, CoreError> {
         if self.unrestricted {
             return Ok(None);
         }
@@ -340,7 +353,11 @@ impl Access {
             .is_empty()
             || resource_type == "Patient";
         let mut any_of = Vec::new();
-        for g in self.grants.iter().filter(|g| g.scope.allows(resource_type, i)) {
+        for g in self
+            .grants
+            .iter()
+            .filter(|g| g.scope.allows(resource_type, i))
+        {
             let reach = self.reach_predicate(&g.reach, resource_type, in_compartment);
             let mut all: Vec<Predicate> = g.scope.filters.iter().map(filter_predicate).collect();
             match reach {
@@ -520,7 +537,11 @@ impl Access {
     /// Restrict `$everything` (a search over every type in a patient's compartment, the patient already
     /// checked visible): only the types the caller may search without a scope restriction, and without the
     /// labels hidden from them.
-    pub fn restrict_everything(&self, q: &mut SearchQuery, patient_id: &str) -> Result<(), CoreError> {
+    pub fn restrict_everything(
+        &self,
+        q: &mut SearchQuery,
+        patient_id: &str,
+    ) -> Result<(), CoreError> {
         if self.unrestricted {
             return Ok(());
         }
@@ -546,7 +567,9 @@ impl Access {
             for g in plain {
                 let wide = match &*g.reach {
                     Reach::All | Reach::Care { .. } => true,
-                    Reach::Patients(list) => list.iter().any(|p| p.id == patient_id && !p.hide_sensitive),
+                    Reach::Patients(list) => {
+                        list.iter().any(|p| p.id == patient_id && !p.hide_sensitive)
+                    }
                     Reach::Nothing => false,
                 };
                 if wide {

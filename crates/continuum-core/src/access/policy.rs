@@ -105,25 +105,32 @@ impl Scope {
         let resource_type = match ty {
             "*" => None,
             t if registry().is_resource_type(t) => Some(t.to_string()),
-            t => return Err(format!("scope '{text}': '{t}' is not a FHIR R4 resource type")),
+            t => {
+                return Err(format!(
+                    "scope '{text}': '{t}' is not a FHIR R4 resource type"
+                ))
+            }
         };
         let interactions = match perms {
             "read" => "rs".to_string(),
             "write" => "cud".to_string(),
             "*" => "cruds".to_string(),
-            p if !p.is_empty()
-                && p.chars().all(|c| "cruds".contains(c))
-                && is_in_order(p) =>
-            {
+            p if !p.is_empty() && p.chars().all(|c| "cruds".contains(c)) && is_in_order(p) => {
                 p.to_string()
             }
-            p => return Err(format!("scope '{text}': '{p}' is not a permission (cruds, read, write, *)")),
+            p => {
+                return Err(format!(
+                    "scope '{text}': '{p}' is not a permission (cruds, read, write, *)"
+                ))
+            }
         };
         let filters = match query {
             None => Vec::new(),
             Some(q) => {
                 let Some(t) = &resource_type else {
-                    return Err(format!("scope '{text}': a restriction needs a resource type"));
+                    return Err(format!(
+                        "scope '{text}': a restriction needs a resource type"
+                    ));
                 };
                 let pairs: Vec<(String, String)> =
                     form_urlencoded::parse(q.as_bytes()).into_owned().collect();
@@ -141,7 +148,9 @@ impl Scope {
     }
 
     pub fn allows(&self, resource_type: &str, interaction: Interaction) -> bool {
-        self.resource_type.as_deref().is_none_or(|t| t == resource_type)
+        self.resource_type
+            .as_deref()
+            .is_none_or(|t| t == resource_type)
             && self.interactions.contains(interaction.letter())
     }
 }
@@ -216,7 +225,9 @@ impl Policy {
         }
         for t in &doc.directory_types {
             if !registry().is_resource_type(t) {
-                return Err(bad(format!("directory type '{t}' is not a FHIR R4 resource type")));
+                return Err(bad(format!(
+                    "directory type '{t}' is not a FHIR R4 resource type"
+                )));
             }
         }
         Ok(Policy {
@@ -287,7 +298,10 @@ mod tests {
         assert_eq!(p.parent_sees(17), Sees::NotSensitive);
         assert_eq!(p.parent_sees(18), Sees::Nothing);
         assert!(p.roles.contains_key("physician"));
-        assert!(p.is_sensitive("http://terminology.hl7.org/CodeSystem/v3-Confidentiality", "R"));
+        assert!(p.is_sensitive(
+            "http://terminology.hl7.org/CodeSystem/v3-Confidentiality",
+            "R"
+        ));
     }
 
     #[test]

@@ -14,9 +14,7 @@ use continuum_store::{
 };
 use serde_json::Value;
 
-use super::{
-    check_type, everything_query, parse_search, Fhir, Handling, Prefer, Saved, WriteHook,
-};
+use super::{check_type, everything_query, parse_search, Fhir, Handling, Prefer, Saved, WriteHook};
 use crate::access::{patients_of, Access, Interaction};
 use crate::audit::{self, Event, Outcome};
 use crate::CoreError;
@@ -169,7 +167,9 @@ impl Guarded<'_> {
         let p = &self.access.principal;
         let mut recs = Vec::new();
         if patients.is_empty() {
-            recs.push(audit::record(p, now, event, outcome, None, resources, query, None));
+            recs.push(audit::record(
+                p, now, event, outcome, None, resources, query, None,
+            ));
         }
         for patient in patients {
             recs.push(audit::record(
@@ -339,9 +339,9 @@ impl Guarded<'_> {
                 event: Event::Update,
                 write: Interaction::Update,
             };
-            let saved = self
-                .fhir
-                .update_hooked(resource_type, id, resource, if_match, &mut hook)?;
+            let saved =
+                self.fhir
+                    .update_hooked(resource_type, id, resource, if_match, &mut hook)?;
             Ok(saved)
         })();
         r.map_err(|e| self.refused_write(Event::Update, &what, e))
@@ -357,7 +357,9 @@ impl Guarded<'_> {
             check_type(resource_type)?;
             self.access.require(resource_type, Interaction::Update)?;
             self.no_conditional("conditional update")?;
-            let saved = self.fhir.conditional_update(resource_type, query, resource)?;
+            let saved = self
+                .fhir
+                .conditional_update(resource_type, query, resource)?;
             self.record_write(Event::Update, &saved.resource_type, &saved.id, &saved.body)?;
             Ok(saved)
         })();
@@ -487,12 +489,17 @@ impl Guarded<'_> {
                 }
                 (Some(t), None) => {
                     check_type(t)?;
-                    self.access
-                        .require_all(Some(t), Interaction::Read, "the history of a whole type")?
+                    self.access.require_all(
+                        Some(t),
+                        Interaction::Read,
+                        "the history of a whole type",
+                    )?
                 }
-                _ => self
-                    .access
-                    .require_all(None, Interaction::Read, "the history of the whole system")?,
+                _ => self.access.require_all(
+                    None,
+                    Interaction::Read,
+                    "the history of the whole system",
+                )?,
             }
             let mut patients = BTreeSet::new();
             let access = self.access;
@@ -536,7 +543,8 @@ impl Guarded<'_> {
                 check_type(t)?;
             }
             let mut parsed = parse_search(resource_type, params, handling)?;
-            self.access.restrict(&mut parsed.query, Interaction::Search)?;
+            self.access
+                .restrict(&mut parsed.query, Interaction::Search)?;
             let path = match resource_type {
                 Some(t) => format!("{base}/{t}"),
                 None => base.to_string(),
@@ -555,7 +563,13 @@ impl Guarded<'_> {
     ) -> Result<Vec<u8>, CoreError> {
         match r {
             Ok((bundle, patients)) => {
-                self.record_read(event, Outcome::Success, &patients, &[what.to_string()], Some(query))?;
+                self.record_read(
+                    event,
+                    Outcome::Success,
+                    &patients,
+                    &[what.to_string()],
+                    Some(query),
+                )?;
                 Ok(bundle)
             }
             Err(e) => Err(self.refused(event, what, e)),
@@ -574,34 +588,42 @@ impl Guarded<'_> {
         let mut patients = BTreeSet::new();
         let access = self.access;
         let store = self.fhir.store().clone();
-        let bundle = self.fhir.searchset_with(base, path, params, parsed, &mut |matches, included| {
-            for m in matches {
-                patients.extend(patients_in(m));
-            }
-            let shown = if access.is_unrestricted() {
-                included
-            } else {
-                let mut search = |q: &SearchQuery| store.search(q);
-                let mut by_type: std::collections::BTreeMap<String, Vec<String>> = Default::default();
-                for r in &included {
-                    by_type.entry(r.resource_type.clone()).or_default().push(r.id.clone());
-                }
-                let mut visible: BTreeSet<(String, String)> = BTreeSet::new();
-                for (t, ids) in by_type {
-                    for id in access.visible_ids(&mut search, &t, &ids, Interaction::Read)? {
-                        visible.insert((t.clone(), id));
+        let bundle =
+            self.fhir
+                .searchset_with(base, path, params, parsed, &mut |matches, included| {
+                    for m in matches {
+                        patients.extend(patients_in(m));
                     }
-                }
-                included
-                    .into_iter()
-                    .filter(|r| visible.contains(&(r.resource_type.clone(), r.id.clone())))
-                    .collect()
-            };
-            for r in &shown {
-                patients.extend(patients_in(r));
-            }
-            Ok(shown)
-        })?;
+                    let shown = if access.is_unrestricted() {
+                        included
+                    } else {
+                        let mut search = |q: &SearchQuery| store.search(q);
+                        let mut by_type: std::collections::BTreeMap<String, Vec<String>> =
+                            Default::default();
+                        for r in &included {
+                            by_type
+                                .entry(r.resource_type.clone())
+                                .or_default()
+                                .push(r.id.clone());
+                        }
+                        let mut visible: BTreeSet<(String, String)> = BTreeSet::new();
+                        for (t, ids) in by_type {
+                            for id in
+                                access.visible_ids(&mut search, &t, &ids, Interaction::Read)?
+                            {
+                                visible.insert((t.clone(), id));
+                            }
+                        }
+                        included
+                            .into_iter()
+                            .filter(|r| visible.contains(&(r.resource_type.clone(), r.id.clone())))
+                            .collect()
+                    };
+                    for r in &shown {
+                        patients.extend(patients_in(r));
+                    }
+                    Ok(shown)
+                })?;
         Ok((bundle, patients))
     }
 
@@ -632,12 +654,16 @@ impl Guarded<'_> {
             };
             let link = members.get(resource_type).cloned().unwrap_or_default();
             let mut parsed = parse_search(Some(resource_type), params, handling)?;
-            parsed.query.filters.push(Filter::one(Predicate::Compartment {
-                target_type: compartment.to_string(),
-                target_id: id.to_string(),
-                params: link,
-            }));
-            self.access.restrict(&mut parsed.query, Interaction::Search)?;
+            parsed
+                .query
+                .filters
+                .push(Filter::one(Predicate::Compartment {
+                    target_type: compartment.to_string(),
+                    target_id: id.to_string(),
+                    params: link,
+                }));
+            self.access
+                .restrict(&mut parsed.query, Interaction::Search)?;
             let path = format!("{base}/{compartment}/{id}/{resource_type}");
             self.shown_searchset(base, &path, params, parsed)
         })();
@@ -661,7 +687,8 @@ impl Guarded<'_> {
             }
             let mut parsed = everything_query(patient_id, params)?;
             if !self.access.is_unrestricted() {
-                self.access.restrict_everything(&mut parsed.query, patient_id)?;
+                self.access
+                    .restrict_everything(&mut parsed.query, patient_id)?;
             }
             self.shown_searchset(base, &what_path(base, patient_id), params, parsed)
         })();

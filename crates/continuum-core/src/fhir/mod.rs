@@ -17,8 +17,8 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 pub use continuum_store::PoolStatus;
-pub use params::{parse_search, Handling, ParsedSearch};
 pub use guarded::Guarded;
+pub use params::{parse_search, Handling, ParsedSearch};
 pub use writer::BundleWriter;
 
 use crate::CoreError;
@@ -96,8 +96,8 @@ impl WriteHook for NoHook {
 }
 
 /// Gets a search's matches and included resources; returns the included ones to show.
-pub(crate) type SeenFn<'a> =
-    dyn FnMut(&[StoredResource], Vec<StoredResource>) -> Result<Vec<StoredResource>, CoreError> + 'a;
+pub(crate) type SeenFn<'a> = dyn FnMut(&[StoredResource], Vec<StoredResource>) -> Result<Vec<StoredResource>, CoreError>
+    + 'a;
 
 /// Generates ids for new resources (passed in so tests can make them predictable).
 pub type IdGenerator = Arc<dyn Fn() -> String + Send + Sync>;
@@ -813,34 +813,34 @@ pub(crate) fn everything_query(
     patient_id: &str,
     params: &[(String, String)],
 ) -> Result<ParsedSearch, CoreError> {
-        let members: Vec<(String, Vec<String>)> = registry()
-            .compartments
-            .get("Patient")
-            .map(|m| m.iter().map(|(t, p)| (t.clone(), p.clone())).collect())
-            .unwrap_or_default();
-        let mut shaping: Vec<(String, String)> = Vec::new();
-        for (k, v) in params {
-            match k.as_str() {
-                "_count" | "_cursor" | "_format" | "_pretty" | "_type" | "_elements" => {
-                    shaping.push((k.clone(), v.clone()))
-                }
-                "_since" => shaping.push(("_lastUpdated".into(), format!("ge{v}"))),
-                other => {
-                    return Err(bad(format!(
-                        "$everything does not take the parameter {other}"
-                    )))
-                }
+    let members: Vec<(String, Vec<String>)> = registry()
+        .compartments
+        .get("Patient")
+        .map(|m| m.iter().map(|(t, p)| (t.clone(), p.clone())).collect())
+        .unwrap_or_default();
+    let mut shaping: Vec<(String, String)> = Vec::new();
+    for (k, v) in params {
+        match k.as_str() {
+            "_count" | "_cursor" | "_format" | "_pretty" | "_type" | "_elements" => {
+                shaping.push((k.clone(), v.clone()))
+            }
+            "_since" => shaping.push(("_lastUpdated".into(), format!("ge{v}"))),
+            other => {
+                return Err(bad(format!(
+                    "$everything does not take the parameter {other}"
+                )))
             }
         }
-        let mut parsed = parse_search(None, &shaping, Handling::Strict)?;
-        parsed.query.filters.push(continuum_store::Filter::one(
-            continuum_store::Predicate::InCompartment {
-                target_type: "Patient".into(),
-                target_id: patient_id.to_string(),
-                members,
-            },
-        ));
-        Ok(parsed)
+    }
+    let mut parsed = parse_search(None, &shaping, Handling::Strict)?;
+    parsed.query.filters.push(continuum_store::Filter::one(
+        continuum_store::Predicate::InCompartment {
+            target_type: "Patient".into(),
+            target_id: patient_id.to_string(),
+            members,
+        },
+    ));
+    Ok(parsed)
 }
 
 /// The OperationOutcome for an error (the web layer uses the same function, so the body is identical

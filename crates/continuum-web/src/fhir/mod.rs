@@ -4,6 +4,7 @@
 //! ETag/Last-Modified/Location headers, and the single mapping from [`CoreError`] to an OperationOutcome
 //! response live here.
 
+mod caller;
 mod capability;
 
 use axum::body::{Body, Bytes};
@@ -18,6 +19,7 @@ use continuum_core::{CoreError, Prefer, Saved};
 use continuum_fhir::{IssueSeverity, IssueType, OperationOutcome};
 use serde_json::Value;
 
+pub use caller::Caller;
 pub use capability::capability_statement;
 
 use crate::AppState;
@@ -55,6 +57,8 @@ pub(crate) fn router() -> Router<AppState> {
 pub struct ApiError {
     status: StatusCode,
     outcome: Value,
+    /// `WWW-Authenticate` of a 401.
+    challenge: Option<&'static str>,
 }
 
 impl ApiError {
@@ -62,6 +66,7 @@ impl ApiError {
         ApiError {
             status,
             outcome: OperationOutcome::error(code, msg).to_json(),
+            challenge: None,
         }
     }
 }
@@ -75,6 +80,7 @@ impl From<CoreError> for ApiError {
         ApiError {
             status,
             outcome: outcome_of(&e),
+            challenge: None,
         }
     }
 }
@@ -82,7 +88,12 @@ impl From<CoreError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = serde_json::to_vec(&self.outcome).unwrap_or_default();
-        (self.status, [(header::CONTENT_TYPE, FHIR_JSON)], body).into_response()
+        let mut resp = (self.status, [(header::CONTENT_TYPE, FHIR_JSON)], body).into_response();
+        if let Some(c) = self.challenge {
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(c));
+        }
+        resp
     }
 }
 
@@ -395,10 +406,11 @@ async fn metadata(ctx: Ctx) -> Response {
 async fn read(
     State(s): State<AppState>,
     ctx: Ctx,
+    Caller(access): Caller,
     Path((ty, id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let fhir = s.fhir.clone();
-    let r = blocking(move || fhir.read(&ty, &id)).await?;
+    let r = blocking(move || fhir.guarded(&access).read(&ty, &id)).await?;
     if let Some(inm) = ctx.header("if-none-match") {
         if continuum_core::fhir::parse_etag(&inm) == Some(r.version) {
             return Ok(StatusCode::NOT_MODIFIED.into_response());
@@ -412,10 +424,11 @@ async fn read(
 async fn vread(
     State(s): State<AppState>,
     ctx: Ctx,
+    Caller(access): Caller,
     Path((ty, id, vid)): Path<(String, String, String)>,
 ) -> Result<Response, ApiError> {
     let fhir = s.fhir.clone();
-    let r = blocking(move || fhir.vread(&ty, &id, &vid)).await?;
+    let r = blocking(move || fhir.guarded(&access).vread(&ty, &id, &vid)).await?;
     let mut resp = ctx.respond(StatusCode::OK, r.body);
     version_headers(&mut resp, r.version, r.last_updated);
     Ok(resp)
@@ -424,108 +437,134 @@ async fn vread(
 async fn create(
     State(s): State<AppState>,
     ctx: Ctx,
+    Caller(access): Caller,
     Path(ty): Path<String>,
     body: Body,
 ) -> Result<Response, ApiError> {
     let resource = ctx.json_body(body, false).await?;
     let if_none_exist = ctx.header("if-none-exist");
     let fhir = s.fhir.clone();
-    let saved = blocking(move || fhir.create(&ty, resource, if_none_exist.as_deref())).await?;
+    let saved = blocking(move || {
+        fhir.guarded(&access)
+            .create(&ty, resource, if_none_exist.as_deref())
+    })
+    .await?;
     Ok(saved_response(&ctx, saved, Prefer::Representation))
 }
 
 async fn update(
     State(s): State<AppState>,
     ctx: Ctx,
+    Caller(access): Caller,
     Path((ty, id)): Path<(String, String)>,
     body: Body,
 ) -> Result<Response, ApiError> {
     let resource = ctx.json_body(body, false).await?;
     let if_match = ctx.if_match()?;
     let fhir = s.fhir.clone();
-    let saved = blocking(move || fhir.update(&ty, &id, resource, if_match)).await?;
+    let saved =
+        blocking(move || fhir.guarded(&access).update(&ty, &id, resource, if_match)).await?;
     Ok(saved_response(&ctx, saved, Prefer::Representation))
 }
 
 async fn conditional_update(
     State(s): State<AppState>,
     ctx: Ctx,
+    Caller(access): Caller,
     Path(ty): Path<String>,
     body: Body,
 ) -> Result<Response, ApiError> {
     let resource = ctx.json_body(body, false).await?;
     let query = ctx.query_string();
     let fhir = s.fhir.clone();
-    let saved = blocking(move || fhir.conditional_update(&ty, &query, resource)).await?;
+    let saved = blocking(move || {
+        fhir.guarded(&access)
+            .conditional_update(&ty, &query, resource)
+    })
+    .await?;
     Ok(saved_response(&ctx, saved, Prefer::Representation))
 }
 
 async fn patch(
     State(s): State<AppState>,
     ctx: Ctx,
+    Caller(access): Caller,
     Path((ty, id)): Path<(String, String)>,
     body: Body,
 ) -> Result<Response, ApiError> {
     let doc = ctx.json_body(body, true).await?;
     let if_match = ctx.if_match()?;
     let fhir = s.fhir.clone();
-    let saved = blocking(move || fhir.patch(&ty, &id, doc, if_match)).await?;
+    let saved = blocking(move || fhir.guarded(&access).patch(&ty, &id, doc, if_match)).await?;
     Ok(saved_response(&ctx, saved, Prefer::Representation))
 }
 
 async fn delete(
     State(s): State<AppState>,
     ctx: Ctx,
+    Caller(access): Caller,
     Path((ty, id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let if_match = ctx.if_match()?;
     let fhir = s.fhir.clone();
-    blocking(move || fhir.delete(&ty, &id, if_match)).await?;
+    blocking(move || fhir.guarded(&access).delete(&ty, &id, if_match)).await?;
     Ok(deleted_response())
 }
 
 async fn conditional_delete(
     State(s): State<AppState>,
     ctx: Ctx,
+    Caller(access): Caller,
     Path(ty): Path<String>,
 ) -> Result<Response, ApiError> {
     let query = ctx.query_string();
     let fhir = s.fhir.clone();
-    blocking(move || fhir.conditional_delete(&ty, &query)).await?;
+    blocking(move || fhir.guarded(&access).conditional_delete(&ty, &query)).await?;
     Ok(deleted_response())
 }
 
 async fn search(
     s: AppState,
     ctx: Ctx,
+    access: std::sync::Arc<continuum_core::access::Access>,
     ty: Option<String>,
     params: Vec<(String, String)>,
 ) -> Result<Response, ApiError> {
     let fhir = s.fhir.clone();
     let base = ctx.base.clone();
     let handling = ctx.handling;
-    let body = blocking(move || fhir.search(&base, ty.as_deref(), &params, handling)).await?;
+    let body = blocking(move || {
+        fhir.guarded(&access)
+            .search(&base, ty.as_deref(), &params, handling)
+    })
+    .await?;
     Ok(ctx.respond(StatusCode::OK, body))
 }
 
 async fn search_type(
     State(s): State<AppState>,
     ctx: Ctx,
+    Caller(access): Caller,
     Path(ty): Path<String>,
 ) -> Result<Response, ApiError> {
     let params = ctx.params.clone();
-    search(s, ctx, Some(ty), params).await
+    search(s, ctx, access, Some(ty), params).await
 }
 
-async fn search_system(State(s): State<AppState>, ctx: Ctx) -> Result<Response, ApiError> {
+async fn search_system(
+    State(s): State<AppState>,
+    ctx: Ctx,
+    Caller(access): Caller,
+) -> Result<Response, ApiError> {
     let params = ctx.params.clone();
-    search(s, ctx, None, params).await
+    search(s, ctx, access, None, params).await
 }
 
 /// `POST Type/_search` with form-encoded parameters (merged with any in the URL).
 async fn search_type_post(
     State(s): State<AppState>,
     ctx: Ctx,
+    Caller(access): Caller,
     Path(ty): Path<String>,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -548,13 +587,14 @@ async fn search_type_post(
         })?;
     let mut params = ctx.params.clone();
     params.extend(form_urlencoded::parse(&bytes).into_owned());
-    search(s, ctx, Some(ty), params).await
+    search(s, ctx, access, Some(ty), params).await
 }
 
 /// `GET [base]/Patient/123/Observation` (compartment search) and `GET [base]/Patient/123/$everything`.
 async fn compartment_or_operation(
     State(s): State<AppState>,
     ctx: Ctx,
+    Caller(access): Caller,
     Path((ty, id, second)): Path<(String, String, String)>,
 ) -> Result<Response, ApiError> {
     let fhir = s.fhir.clone();
@@ -563,7 +603,7 @@ async fn compartment_or_operation(
     let handling = ctx.handling;
     let body = match second.as_str() {
         "$everything" if ty == "Patient" => {
-            blocking(move || fhir.everything(&base, &id, &params)).await?
+            blocking(move || fhir.guarded(&access).everything(&base, &id, &params)).await?
         }
         op if op.starts_with('$') => {
             return Err(ApiError::new(
@@ -573,8 +613,11 @@ async fn compartment_or_operation(
             ))
         }
         _ => {
-            blocking(move || fhir.compartment_search(&base, &ty, &id, &second, &params, handling))
-                .await?
+            blocking(move || {
+                fhir.guarded(&access)
+                    .compartment_search(&base, &ty, &id, &second, &params, handling)
+            })
+            .await?
         }
     };
     Ok(ctx.respond(StatusCode::OK, body))
@@ -583,42 +626,58 @@ async fn compartment_or_operation(
 async fn history(
     s: AppState,
     ctx: Ctx,
+    access: std::sync::Arc<continuum_core::access::Access>,
     ty: Option<String>,
     id: Option<String>,
 ) -> Result<Response, ApiError> {
     let fhir = s.fhir.clone();
     let base = ctx.base.clone();
     let params = ctx.params.clone();
-    let body = blocking(move || fhir.history(&base, ty.as_deref(), id.as_deref(), &params)).await?;
+    let body = blocking(move || {
+        fhir.guarded(&access)
+            .history(&base, ty.as_deref(), id.as_deref(), &params)
+    })
+    .await?;
     Ok(ctx.respond(StatusCode::OK, body))
 }
 
-async fn history_system(State(s): State<AppState>, ctx: Ctx) -> Result<Response, ApiError> {
-    history(s, ctx, None, None).await
+async fn history_system(
+    State(s): State<AppState>,
+    ctx: Ctx,
+    Caller(access): Caller,
+) -> Result<Response, ApiError> {
+    history(s, ctx, access, None, None).await
 }
 
 async fn history_type(
     State(s): State<AppState>,
     ctx: Ctx,
+    Caller(access): Caller,
     Path(ty): Path<String>,
 ) -> Result<Response, ApiError> {
-    history(s, ctx, Some(ty), None).await
+    history(s, ctx, access, Some(ty), None).await
 }
 
 async fn history_instance(
     State(s): State<AppState>,
     ctx: Ctx,
+    Caller(access): Caller,
     Path((ty, id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    history(s, ctx, Some(ty), Some(id)).await
+    history(s, ctx, access, Some(ty), Some(id)).await
 }
 
-async fn bundle(State(s): State<AppState>, ctx: Ctx, body: Body) -> Result<Response, ApiError> {
+async fn bundle(
+    State(s): State<AppState>,
+    ctx: Ctx,
+    Caller(access): Caller,
+    body: Body,
+) -> Result<Response, ApiError> {
     let doc = ctx.json_body(body, false).await?;
     let fhir = s.fhir.clone();
     let base = ctx.base.clone();
     // Bundle responses carry only status, location and etag unless the client asks for representations.
     let prefer = ctx.prefer.unwrap_or(Prefer::Minimal);
-    let out = blocking(move || fhir.bundle(&base, doc, prefer)).await?;
+    let out = blocking(move || fhir.guarded(&access).bundle(&base, doc, prefer)).await?;
     Ok(ctx.respond(StatusCode::OK, out))
 }

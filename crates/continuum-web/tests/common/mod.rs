@@ -12,7 +12,12 @@ use serde_json::Value;
 pub struct TestApp {
     pub base: String,
     pub root: String,
+    /// A client carrying the bearer token of a system integration (unrestricted): the FHIR behaviour tests.
     pub client: reqwest::Client,
+    /// A client without credentials.
+    pub anonymous: reqwest::Client,
+    pub store: Arc<dyn ResourceStore>,
+    pub auth: continuum_auth::Auth,
     _dir: Option<tempfile::TempDir>,
     _shutdown: tokio::sync::oneshot::Sender<()>,
 }
@@ -52,7 +57,23 @@ impl TestApp {
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let state = AppState::new(Fhir::new(store), config);
+        let state = AppState::new(Fhir::new(store.clone()), config).unwrap();
+        let auth = state.auth.clone();
+        let token = {
+            let auth = auth.clone();
+            tokio::task::spawn_blocking(move || {
+                let svc = continuum_auth::Account::new(
+                    continuum_auth::AccountKind::Service,
+                    "test-integration",
+                    "Test integration",
+                );
+                let svc = auth.create(svc, None).unwrap();
+                auth.issue_token(&svc.id, "api", now_us(), 3600, b"{}")
+                    .unwrap()
+            })
+            .await
+            .unwrap()
+        };
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(continuum_web::serve(listener, state, async {
             let _ = rx.await;
@@ -60,10 +81,26 @@ impl TestApp {
         Some(TestApp {
             base: format!("http://{addr}/fhir"),
             root: format!("http://{addr}"),
-            client: reqwest::Client::new(),
+            client: client_with_token(&token),
+            anonymous: reqwest::Client::new(),
+            store,
+            auth,
             _dir: dir,
             _shutdown: tx,
         })
+    }
+
+    /// A client acting as `account` (created here, with an API token).
+    pub async fn client_for(&self, account: continuum_auth::Account) -> reqwest::Client {
+        let auth = self.auth.clone();
+        let token = tokio::task::spawn_blocking(move || {
+            let a = auth.create(account, None).unwrap();
+            auth.issue_token(&a.id, "api", now_us(), 3600, b"{}")
+                .unwrap()
+        })
+        .await
+        .unwrap();
+        client_with_token(&token)
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -153,4 +190,20 @@ macro_rules! on_both_backends {
             )*
         }
     };
+}
+
+pub fn now_us() -> i64 {
+    continuum_store::to_micros(time::OffsetDateTime::now_utc())
+}
+
+pub fn client_with_token(token: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        reqwest::header::HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap()
 }

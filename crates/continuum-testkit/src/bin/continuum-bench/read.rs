@@ -201,7 +201,22 @@ pub(crate) fn run(
         .context("binding 127.0.0.1:0")?;
     let addr = listener.local_addr()?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let state = AppState::new(fhir, WebConfig::default());
+    let state = AppState::new(fhir, WebConfig::default()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    // Reads are authorised and audited like any client's: a system integration's bearer token.
+    let token = {
+        let account = state.auth.create(
+            continuum_auth::Account::new(
+                continuum_auth::AccountKind::Service,
+                "bench",
+                "Benchmark client",
+            ),
+            None,
+        )?;
+        let now = continuum_store::to_micros(time::OffsetDateTime::now_utc());
+        state
+            .auth
+            .issue_token(&account.id, "api", now, 86_400, b"{}")?
+    };
     let server = server_rt.spawn(continuum_web::serve(listener, state, async move {
         let _ = stop_rx.await;
     }));
@@ -218,6 +233,7 @@ pub(crate) fn run(
         Duration::from_secs_f64(warmup_seconds),
         Duration::from_secs_f64(seconds),
         create,
+        token,
     ));
     drop(client_rt);
 
@@ -266,6 +282,7 @@ async fn generate_load(
     warmup: Duration,
     measure: Duration,
     create: bool,
+    token: String,
 ) -> Result<Load> {
     let start = Instant::now();
     let measure_from = start + warmup;
@@ -273,7 +290,14 @@ async fn generate_load(
     let mut tasks = Vec::with_capacity(clients);
     for c in 0..clients {
         // One client per task, each keeping its own connection alive, like independent users.
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
+                .context("token header")?,
+        );
         let client = reqwest::Client::builder()
+            .default_headers(headers)
             .pool_max_idle_per_host(1)
             .timeout(Duration::from_secs(30))
             .build()

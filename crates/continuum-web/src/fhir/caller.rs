@@ -1,0 +1,107 @@
+//! Who is calling the FHIR API: a bearer token resolved to an account, then to what the access policy lets
+//! that account reach today. Requests without a valid token get 401 with a `WWW-Authenticate` challenge;
+//! presenting an unknown or expired token is recorded in the audit log as a refused attempt.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use continuum_core::access::{Access, Principal};
+use continuum_core::audit::{self, Event, Outcome};
+use continuum_core::CoreError;
+use continuum_fhir::IssueType;
+
+use super::ApiError;
+use crate::AppState;
+
+/// The resolved access of the caller.
+pub struct Caller(pub Arc<Access>);
+
+fn unauthorized(msg: &str, invalid: bool) -> ApiError {
+    let mut e = ApiError::new(StatusCode::UNAUTHORIZED, IssueType::Login, msg);
+    e.challenge = Some(if invalid {
+        "Bearer realm=\"continuum\", error=\"invalid_token\""
+    } else {
+        "Bearer realm=\"continuum\""
+    });
+    e
+}
+
+pub(crate) fn client_address(parts: &Parts) -> Option<String> {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let header = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim);
+        let Some(header) = header else {
+            return Err(unauthorized("this request needs a bearer token", false));
+        };
+        let Some(token) = header
+            .strip_prefix("Bearer ")
+            .or_else(|| header.strip_prefix("bearer "))
+            .map(|t| t.trim().to_string())
+        else {
+            return Err(unauthorized("only bearer tokens are accepted", false));
+        };
+        let address = client_address(parts);
+        let state = state.clone();
+        let resolved = tokio::task::spawn_blocking(move || -> Result<Option<Access>, CoreError> {
+            let now = time::OffsetDateTime::now_utc();
+            let now_us = continuum_store::to_micros(now);
+            let account = state
+                .auth
+                .bearer(&token, now_us)
+                .map_err(|e| CoreError::Internal(e.to_string()))?;
+            let Some(account) = account else {
+                let mut anon = Principal::system("anonymous");
+                anon.account_id = "anonymous".into();
+                anon.address = address;
+                let rec = audit::record(
+                    &anon,
+                    now_us,
+                    Event::Login,
+                    Outcome::Refused,
+                    None,
+                    &[],
+                    None,
+                    Some("unknown, expired or revoked bearer token"),
+                );
+                if let Err(e) = state.fhir.store().audit().append_audit(&[rec]) {
+                    tracing::error!(error = %e, "could not record a refused token");
+                }
+                return Ok(None);
+            };
+            let principal = account.principal(address);
+            let access = Access::resolve(
+                principal,
+                &state.policy,
+                state.fhir.store().as_ref(),
+                now.date(),
+                now_us,
+            )?;
+            Ok(Some(access))
+        })
+        .await
+        .map_err(|e| ApiError::from(CoreError::Internal(format!("worker failed: {e}"))))?
+        .map_err(ApiError::from)?;
+        match resolved {
+            Some(a) => Ok(Caller(Arc::new(a))),
+            None => Err(unauthorized(
+                "the bearer token is not valid (unknown, expired or revoked)",
+                true,
+            )),
+        }
+    }
+}
