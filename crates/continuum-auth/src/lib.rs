@@ -13,7 +13,7 @@ pub mod service;
 pub mod totp;
 
 pub use account::{Account, AccountKind};
-pub use service::{Auth, LoginError, LoginPolicy};
+pub use service::{Auth, LoginError, LoginPolicy, Session, SessionData, SessionPolicy};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {

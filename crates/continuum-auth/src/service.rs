@@ -216,3 +216,139 @@ impl Auth {
         Ok(self.store.accounts().unlock(&a.id)?)
     }
 }
+
+/// Idle and absolute limits of browser sessions (issue 4: staff 15 min idle, patients 30 min, 12 h at most).
+#[derive(Debug, Clone)]
+pub struct SessionPolicy {
+    pub staff_idle_secs: i64,
+    pub patient_idle_secs: i64,
+    pub absolute_secs: i64,
+}
+
+impl Default for SessionPolicy {
+    fn default() -> Self {
+        SessionPolicy {
+            staff_idle_secs: 15 * 60,
+            patient_idle_secs: 30 * 60,
+            absolute_secs: 12 * 3600,
+        }
+    }
+}
+
+/// Server-side session data, kept with the session token.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SessionData {
+    /// Per-session CSRF token, embedded in every form.
+    pub csrf: String,
+    /// The patient a proxy is currently looking at (the dependent switcher), if not themselves.
+    #[serde(default)]
+    pub acting_for: Option<String>,
+}
+
+/// A live session.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// The hash the store keys it by.
+    pub hash: String,
+    pub account: Account,
+    pub data: SessionData,
+    pub created: i64,
+}
+
+pub const SESSION_KIND: &str = "session";
+
+impl Auth {
+    fn idle_secs(&self, sessions: &SessionPolicy, account: &Account) -> i64 {
+        match account.kind {
+            crate::AccountKind::Patient => sessions.patient_idle_secs,
+            _ => sessions.staff_idle_secs,
+        }
+    }
+
+    /// Start a session after a successful login: a fresh id (never one the client brought: no fixation).
+    /// Returns the secret for the cookie.
+    pub fn start_session(
+        &self,
+        sessions: &SessionPolicy,
+        account: &Account,
+        now_us: i64,
+    ) -> Result<(String, Session), AuthError> {
+        let data = SessionData {
+            csrf: secret::new_token(),
+            acting_for: None,
+        };
+        let body = serde_json::to_vec(&data).map_err(|e| AuthError::Internal(e.to_string()))?;
+        let token = self.issue_token(
+            &account.id,
+            SESSION_KIND,
+            now_us,
+            sessions.absolute_secs,
+            &body,
+        )?;
+        Ok((
+            token.clone(),
+            Session {
+                hash: secret::token_hash(&token),
+                account: account.clone(),
+                data,
+                created: now_us,
+            },
+        ))
+    }
+
+    /// The session behind a cookie value, if live: not past the absolute limit, not idle too long, account
+    /// enabled. Touches it (sliding idle timeout); an idle-expired session is deleted.
+    pub fn session(
+        &self,
+        sessions: &SessionPolicy,
+        secret_value: &str,
+        now_us: i64,
+    ) -> Result<Option<Session>, AuthError> {
+        if secret_value.is_empty() || secret_value.len() > 128 {
+            return Ok(None);
+        }
+        let hash = secret::token_hash(secret_value);
+        let accounts = self.store.accounts();
+        let Some(row) = accounts.token(&hash, SESSION_KIND, now_us)? else {
+            return Ok(None);
+        };
+        let Some(account) = self.by_id(&row.account_id)?.filter(|a| !a.disabled) else {
+            accounts.delete_token(&hash)?;
+            return Ok(None);
+        };
+        if row.last_used + self.idle_secs(sessions, &account) * SEC <= now_us {
+            accounts.delete_token(&hash)?;
+            return Ok(None);
+        }
+        accounts.touch_token(&hash, now_us)?;
+        let data: SessionData = serde_json::from_slice(&row.data)
+            .map_err(|e| AuthError::Internal(format!("session data unreadable: {e}")))?;
+        Ok(Some(Session {
+            hash,
+            account,
+            data,
+            created: row.created,
+        }))
+    }
+
+    /// Replace a session's data (the dependent switcher), keeping its id, creation and expiry.
+    pub fn update_session(&self, session: &Session, now_us: i64) -> Result<(), AuthError> {
+        let accounts = self.store.accounts();
+        let Some(row) = accounts.take_token(&session.hash, SESSION_KIND, now_us)? else {
+            return Err(AuthError::NotFound("the session has ended".into()));
+        };
+        let body =
+            serde_json::to_vec(&session.data).map_err(|e| AuthError::Internal(e.to_string()))?;
+        accounts.insert_token(&TokenRow {
+            data: body,
+            last_used: now_us,
+            ..row
+        })?;
+        Ok(())
+    }
+
+    /// Logout: the session is gone at once, everywhere.
+    pub fn end_session(&self, session_hash: &str) -> Result<(), AuthError> {
+        Ok(self.store.accounts().delete_token(session_hash)?)
+    }
+}

@@ -6,7 +6,11 @@
 
 pub mod fhir;
 mod metrics;
+mod oauth;
 mod ops;
+pub mod portal;
+mod security;
+pub mod tls;
 
 use std::sync::Arc;
 
@@ -19,13 +23,21 @@ use tower::Layer;
 pub use metrics::Metrics;
 
 /// Settings of the HTTP layer.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct WebConfig {
     /// Largest request body accepted, in bytes (413 beyond).
     pub max_body_bytes: usize,
     /// Public base URL of the FHIR API (`https://ehr.example.mil/fhir`); when unset it is derived from the
     /// request's Host header.
     pub public_base: Option<String>,
+    /// Browser sessions: idle and absolute limits.
+    pub sessions: continuum_auth::SessionPolicy,
+    /// Smart-card login: the CAs (and CRLs) client certificates must chain to; none disables it.
+    pub client_trust: Option<Arc<continuum_auth::cert::TrustConfig>>,
+    /// Reverse proxies whose forwarded client-certificate header is trusted (never anyone else's).
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// True when served over TLS (cookies get `Secure` and the `__Host-` prefix, HSTS is sent).
+    pub tls: bool,
 }
 
 impl Default for WebConfig {
@@ -33,6 +45,10 @@ impl Default for WebConfig {
         WebConfig {
             max_body_bytes: 128 * 1024 * 1024,
             public_base: None,
+            sessions: continuum_auth::SessionPolicy::default(),
+            client_trust: None,
+            trusted_proxies: Vec::new(),
+            tls: false,
         }
     }
 }
@@ -67,8 +83,14 @@ impl AppState {
 pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(ops::router())
+        .merge(portal::router())
+        .merge(oauth::router())
         .nest("/fhir", fhir::router())
         .fallback(fhir::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            security::headers,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::track,

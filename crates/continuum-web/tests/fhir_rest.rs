@@ -779,7 +779,7 @@ on_both_backends!(
 async fn oversized_body_is_413() {
     let config = continuum_web::WebConfig {
         max_body_bytes: 1024,
-        public_base: None,
+        ..Default::default()
     };
     let app = TestApp::start_with(common::Backend::Sqlite, config)
         .await

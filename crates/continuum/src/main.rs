@@ -295,6 +295,7 @@ fn serve(
             continuum_web::WebConfig {
                 max_body_bytes,
                 public_base,
+                ..continuum_web::WebConfig::default()
             },
         )
         .map_err(|e| anyhow::anyhow!("{e}"))?;

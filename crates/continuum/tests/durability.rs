@@ -33,10 +33,53 @@ fn start(database: &str) -> Server {
     Server { child, base }
 }
 
+/// A bearer token of a system integration, made with the real CLI.
+fn integration_token(database: &str) -> String {
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_continuum"))
+            .args(["--database", database])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    run(&[
+        "admin",
+        "create-user",
+        "--kind",
+        "service",
+        "--username",
+        "loader",
+        "--name",
+        "Load test",
+    ]);
+    run(&["admin", "create-token", "--username", "loader"])
+        .trim()
+        .to_string()
+}
+
+fn client(token: &str) -> reqwest::Client {
+    let mut h = reqwest::header::HeaderMap::new();
+    h.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {token}").parse().unwrap(),
+    );
+    reqwest::Client::builder()
+        .default_headers(h)
+        .build()
+        .unwrap()
+}
+
 async fn load_then_kill(database: &str) {
+    let token = integration_token(database);
     let mut server = start(database);
     let acknowledged = Arc::new(Mutex::new(Vec::<String>::new()));
-    let client = reqwest::Client::new();
+    let client = client(&token);
     let deadline = Instant::now() + Duration::from_millis(1500);
     let mut tasks = Vec::new();
     for w in 0..8 {

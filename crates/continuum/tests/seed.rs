@@ -263,7 +263,7 @@ fn demo_seeds_on_first_start_and_reuses_after() {
             "{line}"
         );
     }
-    assert!(first.contains("issue 4"), "{first}");
+    assert!(first.contains("Authorization: Bearer"), "{first}");
     let second = run_demo(dir.path(), port);
     assert!(second.contains("already in"), "{second}");
     assert!(!second.contains("First start"), "{second}");
