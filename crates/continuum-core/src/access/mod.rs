@@ -285,6 +285,18 @@ impl Access {
         })
     }
 
+    /// For a patient account: the patients it reaches (its own first, then those it acts for), and whether the
+    /// sensitive part of each record is hidden from it. Empty for staff and the system.
+    pub fn reached_patients(&self) -> Vec<PatientReach> {
+        self.grants
+            .iter()
+            .find_map(|g| match &*g.reach {
+                Reach::Patients(list) => Some(list.clone()),
+                _ => None,
+            })
+            .unwrap_or_default()
+    }
+
     pub fn is_unrestricted(&self) -> bool {
         self.unrestricted
     }
