@@ -49,6 +49,8 @@ enum Command {
         /// Public base URL of the FHIR API, when behind a proxy.
         #[arg(long, env = "CONTINUUM_PUBLIC_BASE")]
         public_base: Option<String>,
+        #[command(flatten)]
+        tls: TlsArgs,
     },
     /// Create or upgrade the database schema.
     Migrate,
@@ -107,6 +109,118 @@ enum Command {
     },
 }
 
+/// Built-in TLS and smart-card (client certificate) login for `serve`.
+#[derive(clap::Args)]
+struct TlsArgs {
+    /// Serve HTTPS with this certificate chain (PEM, server certificate first); plain HTTP without.
+    #[arg(long, env = "CONTINUUM_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "CONTINUUM_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Smart-card login: CA certificates (PEM) client certificates must chain to. Clients are asked for a
+    /// certificate but not required to send one. Also needed for certificates forwarded by a proxy.
+    #[arg(long, env = "CONTINUUM_CLIENT_CA")]
+    client_ca: Option<PathBuf>,
+    /// A certificate revocation list (PEM or DER) for one of the client CAs; repeatable. A CA without a CRL
+    /// here gets no revocation check.
+    #[arg(
+        long = "crl",
+        env = "CONTINUUM_CRL",
+        value_delimiter = ',',
+        requires = "client_ca"
+    )]
+    crls: Vec<PathBuf>,
+    /// Which certificate field names the account: cn-suffix (the digits after the last '.' of the
+    /// subject CN, a CAC's DoD ID), serial (subject serialNumber), san-uri:PREFIX (the rest of the first
+    /// SAN URI starting with PREFIX), san-email, upn.
+    #[arg(
+        long,
+        env = "CONTINUUM_CERT_IDENTITY_FIELD",
+        default_value = "cn-suffix",
+        value_parser = parse_identity_field
+    )]
+    cert_identity_field: continuum_auth::cert::IdentityField,
+    /// A reverse proxy (IP address) whose X-SSL-Client-Cert / X-Client-Cert header is trusted; repeatable.
+    /// The proxy must set or remove both headers on every request.
+    #[arg(
+        long = "trusted-proxy",
+        env = "CONTINUUM_TRUSTED_PROXY",
+        value_delimiter = ','
+    )]
+    trusted_proxies: Vec<std::net::IpAddr>,
+}
+
+fn parse_identity_field(s: &str) -> Result<continuum_auth::cert::IdentityField, String> {
+    use continuum_auth::cert::IdentityField;
+    Ok(match s {
+        "cn-suffix" => IdentityField::SubjectCommonNameSuffix,
+        "serial" => IdentityField::SubjectSerialNumber,
+        "san-email" => IdentityField::SanEmail,
+        "upn" => IdentityField::SanOtherNameUpn,
+        _ => match s.strip_prefix("san-uri:") {
+            Some(prefix) => IdentityField::SanUri {
+                prefix: prefix.to_owned(),
+            },
+            None => {
+                return Err(
+                    "expected cn-suffix, serial, san-uri:PREFIX, san-email or upn".to_owned(),
+                )
+            }
+        },
+    })
+}
+
+/// What `serve` needs of [`TlsArgs`], read and checked before the server starts.
+#[derive(Default)]
+struct Tls {
+    /// Certificate chain and key, PEM.
+    server: Option<(Vec<u8>, Vec<u8>)>,
+    client_trust: Option<Arc<continuum_auth::cert::TrustConfig>>,
+    trusted_proxies: Vec<std::net::IpAddr>,
+}
+
+impl TlsArgs {
+    fn load(self) -> Result<Tls> {
+        let read = |path: &PathBuf, what: &str| {
+            std::fs::read(path).with_context(|| format!("reading {what} {}", path.display()))
+        };
+        let server = match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => {
+                Some((read(cert, "TLS certificate")?, read(key, "TLS key")?))
+            }
+            _ => None,
+        };
+        let client_trust = match &self.client_ca {
+            Some(ca) => {
+                let crls = self
+                    .crls
+                    .iter()
+                    .map(|p| read(p, "CRL"))
+                    .collect::<Result<Vec<_>>>()?;
+                let trust = continuum_auth::cert::TrustConfig::from_pem(
+                    &read(ca, "client CA")?,
+                    &crls,
+                    self.cert_identity_field,
+                )
+                .with_context(|| format!("loading --client-ca {}", ca.display()))?;
+                Some(Arc::new(trust))
+            }
+            None => None,
+        };
+        if !self.trusted_proxies.is_empty() && client_trust.is_none() {
+            tracing::warn!(
+                "--trusted-proxy without --client-ca: forwarded certificates are not used"
+            );
+        }
+        Ok(Tls {
+            server,
+            client_trust,
+            trusted_proxies: self.trusted_proxies,
+        })
+    }
+}
+
 /// The database `demo` uses unless --database / CONTINUUM_DATABASE_URL names another than the default.
 const DEMO_DATABASE: &str = "sqlite://continuum-demo.db";
 const DEFAULT_DATABASE: &str = "sqlite://continuum.db";
@@ -145,9 +259,11 @@ fn main() -> Result<()> {
             listen,
             max_body_bytes,
             public_base,
+            tls,
         } => {
+            let tls = tls.load()?;
             let store = open_store(&cli.database)?;
-            serve(store, &listen, max_body_bytes, public_base, None)
+            serve(store, &listen, max_body_bytes, public_base, tls, None)
         }
         Command::Migrate => {
             let store = open_store(&cli.database)?;
@@ -269,7 +385,14 @@ fn main() -> Result<()> {
                 continuum_seed::DODID_SYSTEM,
                 continuum_seed::showcase(&cfg).sponsor
             );
-            serve(store, &listen, 128 * 1024 * 1024, None, Some(banner))
+            serve(
+                store,
+                &listen,
+                128 * 1024 * 1024,
+                None,
+                Tls::default(),
+                Some(banner),
+            )
         }
     }
 }
@@ -280,8 +403,16 @@ fn serve(
     listen: &str,
     max_body_bytes: usize,
     public_base: Option<String>,
+    tls: Tls,
     banner: Option<String>,
 ) -> Result<()> {
+    let server_tls = match &tls.server {
+        Some((cert, key)) => Some(
+            continuum_auth::cert::server_config(cert, key, tls.client_trust.as_deref())
+                .context("loading --tls-cert and --tls-key")?,
+        ),
+        None => None,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -295,6 +426,9 @@ fn serve(
             continuum_web::WebConfig {
                 max_body_bytes,
                 public_base,
+                tls: server_tls.is_some(),
+                client_trust: tls.client_trust,
+                trusted_proxies: tls.trusted_proxies,
                 ..continuum_web::WebConfig::default()
             },
         )
@@ -304,11 +438,21 @@ fn serve(
         if let Some(b) = banner {
             println!("{b}");
         }
-        println!("Continuum is running at http://{addr}/  (FHIR API: http://{addr}/fhir)");
-        continuum_web::serve(listener, state, async {
+        let scheme = if server_tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        println!("Continuum is running at {scheme}://{addr}/  (FHIR API: {scheme}://{addr}/fhir)");
+        let shutdown = async {
             let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
+        };
+        match server_tls {
+            Some(config) => {
+                continuum_web::tls::serve_tls(listener, state, config, shutdown).await?
+            }
+            None => continuum_web::serve(listener, state, shutdown).await?,
+        }
         Ok(())
     })
 }
