@@ -72,6 +72,18 @@ pub struct Account {
     pub email: Option<String>,
     #[serde(default)]
     pub disabled: bool,
+    /// Records opened with break-the-glass (staff outside the care relationship), each time-limited.
+    #[serde(default)]
+    pub break_glass: Vec<BreakGlass>,
+}
+
+/// Emergency access to one patient's record: a stated reason, an expiry, audited and alerted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BreakGlass {
+    pub patient: String,
+    pub reason: String,
+    /// µs since the epoch.
+    pub expires: i64,
 }
 
 impl Account {
@@ -93,6 +105,7 @@ impl Account {
             totp_last_step: None,
             email: None,
             disabled: false,
+            break_glass: Vec::new(),
         }
     }
 
@@ -162,11 +175,19 @@ impl Account {
     pub fn principal(&self, address: Option<String>) -> Principal {
         let kind = match self.kind {
             AccountKind::Service => PrincipalKind::System,
-            AccountKind::Staff => PrincipalKind::Staff {
-                roles: self.roles.clone(),
-                practitioner: self.practitioner.clone(),
-                break_glass: Vec::new(),
-            },
+            AccountKind::Staff => {
+                let now = continuum_store::to_micros(time::OffsetDateTime::now_utc());
+                PrincipalKind::Staff {
+                    roles: self.roles.clone(),
+                    practitioner: self.practitioner.clone(),
+                    break_glass: self
+                        .break_glass
+                        .iter()
+                        .filter(|b| b.expires > now)
+                        .map(|b| b.patient.clone())
+                        .collect(),
+                }
+            }
             AccountKind::Patient => PrincipalKind::Patient {
                 patient: self.patient.clone(),
                 level: self.level.clone().unwrap_or_else(|| "basic".into()),

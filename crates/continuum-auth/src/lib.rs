@@ -7,12 +7,13 @@
 
 pub mod account;
 pub mod cert;
+pub mod oauth;
 pub mod password;
 pub mod secret;
 pub mod service;
 pub mod totp;
 
-pub use account::{Account, AccountKind};
+pub use account::{Account, AccountKind, BreakGlass};
 pub use service::{Auth, LoginError, LoginPolicy, Session, SessionData, SessionPolicy};
 
 #[derive(Debug, thiserror::Error)]

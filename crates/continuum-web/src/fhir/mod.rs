@@ -47,7 +47,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/{ty}/{id}/_history", get(history_instance))
         .route(
             "/{ty}/{id}/{compartment_type}",
-            get(compartment_or_operation),
+            get(compartment_or_operation).post(operation_post),
         )
         .route("/{ty}/{id}/_history/{vid}", get(vread))
         .method_not_allowed_fallback(method_not_allowed)
@@ -621,6 +621,116 @@ async fn compartment_or_operation(
         }
     };
     Ok(ctx.respond(StatusCode::OK, body))
+}
+
+/// How long a break-the-glass opening lasts.
+const BREAK_GLASS_SECS: i64 = 4 * 3600;
+
+/// `POST [base]/Patient/123/$break-the-glass` with a Parameters body holding `reason`: a clinician outside the
+/// care relationship opens the record for four hours. Audited (purpose BTG) and alerted to the security officer.
+async fn operation_post(
+    State(s): State<AppState>,
+    ctx: Ctx,
+    Caller(access): Caller,
+    Path((ty, id, op)): Path<(String, String, String)>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    if ty != "Patient" || op != "$break-the-glass" {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            IssueType::NotSupported,
+            format!("the operation {op} is not supported on {ty}"),
+        ));
+    }
+    let params = ctx.json_body(body, false).await?;
+    let reason = params["parameter"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["name"] == "reason"))
+        .and_then(|p| p["valueString"].as_str())
+        .map(str::trim)
+        .unwrap_or("")
+        .to_string();
+    if reason.chars().count() < 10 {
+        return Err(CoreError::BadRequest(
+            "break-the-glass needs a reason of at least 10 characters in a Parameters 'reason'"
+                .into(),
+        )
+        .into());
+    }
+    let state = s.clone();
+    let out = blocking(move || {
+        let clinician = match &access.principal.kind {
+            continuum_core::access::PrincipalKind::Staff { roles, .. } => roles.iter().any(|r| {
+                state.policy.roles.get(r).is_some_and(|p| {
+                    p.reach == continuum_core::access::ReachKind::Care
+                })
+            }),
+            _ => false,
+        };
+        if !clinician {
+            return Err(CoreError::Forbidden(
+                "break-the-glass is for clinicians outside the care relationship".into(),
+            ));
+        }
+        // the system's own read: the patient must exist (a clinician may learn that much when asking)
+        state.fhir.read("Patient", &id)?;
+        let now = continuum_store::to_micros(time::OffsetDateTime::now_utc());
+        let expires = now + BREAK_GLASS_SECS * 1_000_000;
+        let internal = |e: continuum_auth::AuthError| CoreError::Internal(e.to_string());
+        let mut account = state
+            .auth
+            .by_id(&access.principal.account_id)
+            .map_err(internal)?
+            .ok_or_else(|| CoreError::Forbidden("unknown account".into()))?;
+        account.break_glass.retain(|b| b.expires > now && b.patient != id);
+        account.break_glass.push(continuum_auth::BreakGlass {
+            patient: id.clone(),
+            reason: reason.clone(),
+            expires,
+        });
+        state.auth.update(&account).map_err(internal)?;
+        let rec = continuum_core::audit::record(
+            &access.principal,
+            now,
+            continuum_core::audit::Event::BreakGlass,
+            continuum_core::audit::Outcome::Success,
+            Some(&id),
+            &[format!("Patient/{id}")],
+            None,
+            Some(&reason),
+        );
+        let store = state.fhir.store();
+        store.audit().append_audit(&[rec])?;
+        store.accounts().enqueue_mail(&continuum_store::OutboxRow {
+            seq: 0,
+            created: now,
+            recipient: "security-officer".into(),
+            subject: format!(
+                "Break-the-glass: {} opened Patient/{id}",
+                access.principal.username
+            ),
+            body: format!(
+                "{} ({}) opened the record of Patient/{id} outside a care relationship until {}.\nStated reason: {reason}\nReview it in the audit report: continuum audit report --patient {id}\n",
+                access.principal.username,
+                access.principal.account_id,
+                continuum_store::format_instant(continuum_store::from_micros(expires)),
+            ),
+        })?;
+        tracing::warn!(user = %access.principal.username, patient = %id, "break-the-glass");
+        Ok(expires)
+    })
+    .await?;
+    let body = serde_json::json!({
+        "resourceType": "Parameters",
+        "parameter": [{
+            "name": "expires",
+            "valueInstant": continuum_store::format_instant(continuum_store::from_micros(out))
+        }]
+    });
+    Ok(ctx.respond(
+        StatusCode::OK,
+        serde_json::to_vec(&body).unwrap_or_default(),
+    ))
 }
 
 async fn history(
