@@ -12,6 +12,7 @@
 mod accounts;
 mod audit;
 mod buffer;
+mod clients;
 mod conn;
 mod migrate;
 mod queries;
@@ -231,6 +232,10 @@ impl ResourceStore for PostgresStore {
     }
 
     fn audit(&self) -> &dyn continuum_store::AuditStore {
+        self
+    }
+
+    fn clients(&self) -> &dyn continuum_store::ClientStore {
         self
     }
 

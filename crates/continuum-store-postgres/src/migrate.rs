@@ -23,6 +23,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0003_audit",
         include_str!("../migrations/0003_audit.sql"),
     ),
+    (
+        4,
+        "0004_oauth",
+        include_str!("../migrations/0004_oauth.sql"),
+    ),
 ];
 
 /// Key of the transaction-level advisory lock serialising migrations: an arbitrary constant (ASCII "CONTMIGR")

@@ -14,6 +14,7 @@ const SQLITE_MIGRATIONS: &[&str] = &[
     SQLITE_SCHEMA,
     include_str!("../../continuum-store-sqlite/migrations/0002_accounts.sql"),
     include_str!("../../continuum-store-sqlite/migrations/0003_audit.sql"),
+    include_str!("../../continuum-store-sqlite/migrations/0004_oauth.sql"),
 ];
 
 fn sqlite_schema() -> Schema {

@@ -6,6 +6,7 @@
 
 mod accounts;
 mod audit;
+mod clients;
 mod commit;
 mod migrate;
 mod tx;
@@ -297,6 +298,10 @@ impl ResourceStore for SqliteStore {
     }
 
     fn audit(&self) -> &dyn continuum_store::AuditStore {
+        self
+    }
+
+    fn clients(&self) -> &dyn continuum_store::ClientStore {
         self
     }
 

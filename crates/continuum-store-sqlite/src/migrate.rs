@@ -25,6 +25,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0003_audit",
         include_str!("../migrations/0003_audit.sql"),
     ),
+    (
+        4,
+        "0004_oauth",
+        include_str!("../migrations/0004_oauth.sql"),
+    ),
 ];
 
 pub(crate) fn apply(conn: &mut Connection) -> Result<()> {

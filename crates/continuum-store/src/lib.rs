@@ -14,6 +14,8 @@ pub mod accounts;
 pub mod accounts_conformance;
 pub mod audit;
 pub mod audit_conformance;
+pub mod clients;
+pub mod clients_conformance;
 pub mod conformance;
 pub mod search;
 pub mod sql;
@@ -23,6 +25,7 @@ use time::OffsetDateTime;
 
 pub use accounts::{AccountRow, AccountStore, Attempt, OutboxRow, TokenRow};
 pub use audit::{AuditQuery, AuditRecord, AuditRow, AuditStore, ChainLink};
+pub use clients::{ClientRow, ClientStore, ServerKeyRow};
 pub use search::{
     Comparator, Cursor, Filter, Predicate, SearchPage, SearchQuery, SortBy, SortKey, SortKind,
     SortValue, StringMode, TokenSystem,
@@ -191,6 +194,8 @@ pub trait ResourceStore: Send + Sync {
     fn accounts(&self) -> &dyn AccountStore;
     /// The audit log, in the same database.
     fn audit(&self) -> &dyn AuditStore;
+    /// OAuth clients and the server's signing keys, in the same database.
+    fn clients(&self) -> &dyn ClientStore;
 }
 
 /// Source of time for the store (passed in so tests control it).

@@ -72,6 +72,33 @@ pub enum AdminCommand {
         #[arg(long)]
         username: String,
     },
+    /// Register an OAuth 2 / SMART app: a public app (PKCE), a backend service or confidential app with a
+    /// JWKS (private_key_jwt, RS384/ES384), or a development client with a secret (printed once). With
+    /// --revoke, revoke the client instead: it gets no more tokens and every token it holds stops working.
+    CreateClient {
+        #[arg(long)]
+        client_id: String,
+        /// Display name shown on the consent page.
+        #[arg(long)]
+        name: Option<String>,
+        /// Exact redirect URI (repeatable).
+        #[arg(long = "redirect-uri")]
+        redirect_uris: Vec<String>,
+        /// The most the client may be granted (repeatable): patient/Observation.rs, user/*.rs, system/*.rs,
+        /// launch, launch/patient, offline_access...
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        #[arg(long, conflicts_with_all = ["jwks_file", "dev_secret"])]
+        public: bool,
+        /// The client's public keys (a JWKS JSON file with RS384 or ES384 keys, each with a kid).
+        #[arg(long, conflicts_with = "dev_secret")]
+        jwks_file: Option<std::path::PathBuf>,
+        /// A client secret for local development only (client_secret_basic).
+        #[arg(long)]
+        dev_secret: bool,
+        #[arg(long, conflicts_with_all = ["public", "jwks_file", "dev_secret"])]
+        revoke: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -122,7 +149,7 @@ fn read_password(from_stdin: bool) -> Result<Option<String>> {
 }
 
 pub fn run_admin(store: Arc<dyn ResourceStore>, cmd: AdminCommand) -> Result<()> {
-    let auth = Auth::new(store, LoginPolicy::default());
+    let auth = Auth::new(store.clone(), LoginPolicy::default());
     let account = |username: &str| -> Result<Account> {
         auth.by_username(username)?
             .ok_or_else(|| anyhow!("no account '{username}'"))
@@ -209,6 +236,70 @@ pub fn run_admin(store: Arc<dyn ResourceStore>, cmd: AdminCommand) -> Result<()>
             auth.unlock(&username)?;
             println!("unlocked '{username}'");
         }
+        AdminCommand::CreateClient {
+            client_id,
+            name,
+            redirect_uris,
+            scopes,
+            public,
+            jwks_file,
+            dev_secret,
+            revoke,
+        } => create_client(
+            &store,
+            client_id,
+            name,
+            redirect_uris,
+            scopes,
+            (public, jwks_file, dev_secret, revoke),
+        )?,
+    }
+    Ok(())
+}
+
+fn create_client(
+    store: &Arc<dyn ResourceStore>,
+    client_id: String,
+    name: Option<String>,
+    redirect_uris: Vec<String>,
+    scopes: Vec<String>,
+    (public, jwks_file, dev_secret, revoke): (bool, Option<std::path::PathBuf>, bool, bool),
+) -> Result<()> {
+    use continuum_auth::oauth::{Client, ClientAuth, OAuth};
+    let oauth = OAuth::new(store.clone());
+    if revoke {
+        oauth.revoke_client(&client_id, now_us())?;
+        println!("revoked client '{client_id}': its tokens no longer work");
+        return Ok(());
+    }
+    let auth = if let Some(path) = jwks_file {
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let jwks: serde_json::Value = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not JSON", path.display()))?;
+        ClientAuth::PrivateKeyJwt { jwks }
+    } else if dev_secret {
+        ClientAuth::DevSecret {
+            secret_hash: String::new(),
+        }
+    } else if public {
+        ClientAuth::Public
+    } else {
+        bail!("say how the client authenticates: --public, --jwks-file FILE or --dev-secret");
+    };
+    let client = Client {
+        client_id: client_id.clone(),
+        name: name.ok_or_else(|| anyhow!("--name is required"))?,
+        redirect_uris,
+        scopes,
+        auth,
+        revoked: false,
+    };
+    let secret = oauth.register(client, now_us())?;
+    println!("registered client '{client_id}'");
+    if let Some(s) = secret {
+        eprintln!("development client secret (shown once; for local development only):");
+        println!("{s}");
     }
     Ok(())
 }

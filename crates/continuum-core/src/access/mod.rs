@@ -176,7 +176,28 @@ impl Access {
     ) -> Result<Access, CoreError> {
         let mut grants = Vec::new();
         match &principal.kind {
-            PrincipalKind::System => return Ok(Access::system(&principal.username)),
+            PrincipalKind::System => {
+                let Some(scopes) = &principal.token_scopes else {
+                    return Ok(Access::system(&principal.username));
+                };
+                // A backend service's token (SMART `system/` scopes): every patient's records, but only
+                // the types and interactions its scopes name, with their search restrictions.
+                let all = Arc::new(Reach::All);
+                let grants = scopes
+                    .iter()
+                    .map(|s| Grant {
+                        scope: s.clone(),
+                        reach: all.clone(),
+                    })
+                    .collect();
+                return Ok(Access {
+                    principal,
+                    grants,
+                    labels: policy.labels(),
+                    directory: policy.directory_types.clone(),
+                    unrestricted: false,
+                });
+            }
             PrincipalKind::Staff {
                 roles,
                 practitioner,

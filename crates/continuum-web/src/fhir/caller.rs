@@ -1,5 +1,8 @@
 //! Who is calling the FHIR API: a bearer token resolved to an account, then to what the access policy lets
-//! that account reach today. Requests without a valid token get 401 with a `WWW-Authenticate` challenge;
+//! that account reach today. The token is an opaque API token (`continuum admin create-token`) or a JWT access
+//! token of the OAuth server (`crate::oauth::bearer`: verified, revocation checked, its scopes narrowing the
+//! account's grants and `patient/` scopes confining it to the token's patient). Requests without a valid
+//! token get 401 with a `WWW-Authenticate` challenge;
 //! presenting an unknown or expired token is recorded in the audit log as a refused attempt.
 
 use std::net::SocketAddr;
@@ -56,15 +59,37 @@ impl FromRequestParts<AppState> for Caller {
             return Err(unauthorized("only bearer tokens are accepted", false));
         };
         let address = client_address(parts);
+        let urls = crate::oauth::urls(&parts.headers, state);
         let state = state.clone();
         let resolved = tokio::task::spawn_blocking(move || -> Result<Option<Access>, CoreError> {
             let now = time::OffsetDateTime::now_utc();
             let now_us = continuum_store::to_micros(now);
-            let account = state
-                .auth
-                .bearer(&token, now_us)
-                .map_err(|e| CoreError::Internal(e.to_string()))?;
-            let Some(account) = account else {
+            // A JWT (three dot-separated parts) is an OAuth access token; anything else an opaque API token.
+            let principal = if token.contains('.') {
+                match crate::oauth::bearer::principal(
+                    &state,
+                    &token,
+                    &urls,
+                    address.clone(),
+                    now_us,
+                ) {
+                    Ok(p) => Some(p),
+                    Err(crate::oauth::bearer::Rejected::Refused(why)) => {
+                        tracing::debug!(reason = %why, "access token refused");
+                        None
+                    }
+                    Err(crate::oauth::bearer::Rejected::Internal(e)) => {
+                        return Err(CoreError::Internal(e))
+                    }
+                }
+            } else {
+                state
+                    .auth
+                    .bearer(&token, now_us)
+                    .map_err(|e| CoreError::Internal(e.to_string()))?
+                    .map(|account| account.principal(address.clone()))
+            };
+            let Some(principal) = principal else {
                 let mut anon = Principal::system("anonymous");
                 anon.account_id = "anonymous".into();
                 anon.address = address;
@@ -83,7 +108,6 @@ impl FromRequestParts<AppState> for Caller {
                 }
                 return Ok(None);
             };
-            let principal = account.principal(address);
             let access = Access::resolve(
                 principal,
                 &state.policy,

@@ -38,6 +38,24 @@ pub fn capability_statement(base: &str) -> Value {
     static BUILT: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
     let mut cs = BUILT.get_or_init(build).clone();
     cs["implementation"]["url"] = Value::String(base.to_string());
+    // SMART on FHIR: the OAuth endpoints sit at the server's root, beside `/fhir`.
+    let root = base.trim_end_matches('/');
+    let root = root.strip_suffix("/fhir").unwrap_or(root);
+    if let Some(uris) = cs
+        .pointer_mut("/rest/0/security/extension/0/extension")
+        .and_then(Value::as_array_mut)
+    {
+        for u in uris {
+            let path = match u["url"].as_str() {
+                Some("authorize") => "/oauth/authorize",
+                Some("token") => "/oauth/token",
+                Some("revoke") => "/oauth/revoke",
+                Some("introspect") => "/oauth/introspect",
+                _ => continue,
+            };
+            u["valueUri"] = Value::String(format!("{root}{path}"));
+        }
+    }
     cs
 }
 
@@ -128,6 +146,26 @@ fn build() -> Value {
         "patchFormat": ["application/json-patch+json"],
         "rest": [{
             "mode": "server",
+            "security": {
+                "extension": [{
+                    "url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
+                    "extension": [
+                        {"url": "authorize", "valueUri": ""},
+                        {"url": "token", "valueUri": ""},
+                        {"url": "revoke", "valueUri": ""},
+                        {"url": "introspect", "valueUri": ""}
+                    ]
+                }],
+                "service": [{
+                    "coding": [{
+                        "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+                        "code": "SMART-on-FHIR",
+                        "display": "SMART-on-FHIR"
+                    }],
+                    "text": "OAuth 2 with SMART App Launch 2 (see /.well-known/smart-configuration)"
+                }],
+                "description": "Bearer tokens: SMART on FHIR access tokens (authorization code with PKCE, backend services with private_key_jwt) or API tokens issued by an administrator."
+            },
             "resource": resources,
             "interaction": [
                 {"code": "transaction"}, {"code": "batch"}, {"code": "search-system"}, {"code": "history-system"}
