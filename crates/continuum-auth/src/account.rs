@@ -75,6 +75,9 @@ pub struct Account {
     /// Records opened with break-the-glass (staff outside the care relationship), each time-limited.
     #[serde(default)]
     pub break_glass: Vec<BreakGlass>,
+    /// A demo account (synthetic data only): `continuum admin totp-code` may print its current code.
+    #[serde(default)]
+    pub demo: bool,
 }
 
 /// Emergency access to one patient's record: a stated reason, an expiry, audited and alerted.
@@ -106,6 +109,7 @@ impl Account {
             email: None,
             disabled: false,
             break_glass: Vec::new(),
+            demo: false,
         }
     }
 

@@ -72,6 +72,11 @@ pub enum AdminCommand {
         #[arg(long)]
         username: String,
     },
+    /// Print the current 6-digit TOTP code of a demo account (demo accounts only: they hold synthetic data).
+    TotpCode {
+        #[arg(long)]
+        username: String,
+    },
     /// Register an OAuth 2 / SMART app: a public app (PKCE), a backend service or confidential app with a
     /// JWKS (private_key_jwt, RS384/ES384), or a development client with a secret (printed once). With
     /// --revoke, revoke the client instead: it gets no more tokens and every token it holds stops working.
@@ -235,6 +240,21 @@ pub fn run_admin(store: Arc<dyn ResourceStore>, cmd: AdminCommand) -> Result<()>
         AdminCommand::Unlock { username } => {
             auth.unlock(&username)?;
             println!("unlocked '{username}'");
+        }
+        AdminCommand::TotpCode { username } => {
+            let a = account(&username)?;
+            if !a.demo {
+                bail!("'{username}' is not a demo account: its codes come only from its owner's authenticator");
+            }
+            let secret = a
+                .totp_secret
+                .as_deref()
+                .and_then(continuum_auth::totp::from_base32)
+                .ok_or_else(|| anyhow!("'{username}' has no TOTP second factor"))?;
+            println!(
+                "{}",
+                continuum_auth::totp::code_at(&secret, now_us() / 1_000_000)
+            );
         }
         AdminCommand::CreateClient {
             client_id,

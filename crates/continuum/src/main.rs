@@ -380,11 +380,27 @@ fn main() -> Result<()> {
             let base = format!("http://{listen}");
             let guide = seed::guide(&fhir, &cfg, &base)?;
             let token = demo_token(store.clone())?;
+            let logins = seed::demo_accounts(store.clone(), &fhir, &cfg)?;
+            let mut login_lines = String::new();
+            for l in &logins {
+                login_lines.push_str(&format!(
+                    "  {:<44} user {:<12} TOTP secret {}\n",
+                    l.label, l.username, l.totp_secret
+                ));
+            }
+            let db_flag = if database == DEMO_DATABASE {
+                String::new()
+            } else {
+                format!(" --database {database}")
+            };
             let banner = format!(
-                "\n== Continuum demo ==\nEVERY PERSON, CLINIC AND RECORD HERE IS SYNTHETIC: generated, fake, never a real patient.\n\n{guide}\nThe FHIR API needs a bearer token; this one (a demo integration account, valid 7 days) sees everything:\n  export TOKEN={token}\n  curl -H \"Authorization: Bearer $TOKEN\" '{base}/fhir/Patient?identifier={}|{}'\n  curl -H \"Authorization: Bearer $TOKEN\" '{base}/fhir/Appointment?status=booked'\nAccounts for people: continuum admin create-user --help\n",
+                "\n== Continuum demo ==\nEVERY PERSON, CLINIC AND RECORD HERE IS SYNTHETIC: generated, fake, never a real patient.\n\n{guide}\nDemo logins at {base}/login (password for all: {}); the 6-digit code comes from an authenticator app\ngiven the TOTP secret, or from `continuum{db_flag} admin totp-code --username USER`:\n{login_lines}\nThe FHIR API needs a bearer token; this one (a demo integration account, valid 7 days) sees everything:\n  export TOKEN={token}\n  curl -H \"Authorization: Bearer $TOKEN\" '{base}/fhir/Patient?identifier={}|{}'\n  curl -H \"Authorization: Bearer $TOKEN\" '{base}/fhir/Appointment?status=booked'\nMore accounts: continuum admin create-user --help\n",
+                seed::DEMO_PASSWORD,
                 continuum_seed::DODID_SYSTEM,
                 continuum_seed::showcase(&cfg).sponsor
             );
+            // the landing page says the data is synthetic
+            std::env::set_var("CONTINUUM_DEMO", "1");
             serve(
                 store,
                 &listen,

@@ -372,3 +372,121 @@ pub fn guide(fhir: &Fhir, cfg: &SynthConfig, url: &str) -> Result<String> {
     }
     Ok(out)
 }
+
+/// The password of every demo account: long enough for NIST SP 800-63B without a second factor, and printed
+/// on purpose — the demo holds only synthetic data.
+pub const DEMO_PASSWORD: &str = "synthetic-demo-only-2026";
+
+/// One demo login.
+pub struct DemoLogin {
+    pub label: String,
+    pub username: String,
+    pub totp_secret: String,
+}
+
+/// Create (or find) the demo's accounts: the showcase family's sponsor (a parent proxy of every child, one
+/// per age band), the spouse, the adolescent and the young adult with their own accounts, and the staff at their
+/// facility. Each has [`DEMO_PASSWORD`] and a TOTP second factor whose current code `continuum admin totp-code`
+/// prints (demo accounts only).
+pub fn demo_accounts(
+    store: std::sync::Arc<dyn continuum_store::ResourceStore>,
+    fhir: &Fhir,
+    cfg: &SynthConfig,
+) -> Result<Vec<DemoLogin>> {
+    use continuum_auth::{Account, AccountKind, Auth, LoginPolicy};
+    use continuum_core::access::{ProxyBasis, ProxyGrant};
+    let auth = Auth::new(store, LoginPolicy::default());
+    let show = continuum_seed::showcase(cfg);
+    let mut plans: Vec<(String, Account)> = Vec::new();
+    let pid = |dodid: &str| -> Result<String> {
+        patient_id(fhir, dodid)?.ok_or_else(|| anyhow!("the demo family is not in the database"))
+    };
+    let sponsor_id = pid(&show.sponsor)?;
+    let mut sponsor = Account::new(AccountKind::Patient, "sponsor", "Example sponsor");
+    sponsor.patient = Some(sponsor_id);
+    sponsor.level = Some("premium".into());
+    let mut ages = Vec::new();
+    for (dodid, age) in &show.children {
+        sponsor.proxies.push(ProxyGrant {
+            patient: pid(dodid)?,
+            basis: ProxyBasis::Parent,
+            expires: None,
+            revoked: false,
+        });
+        ages.push(age.to_string());
+    }
+    plans.push((
+        format!("sponsor, parent of children aged {}", ages.join(", ")),
+        sponsor,
+    ));
+    let mut spouse = Account::new(AccountKind::Patient, "spouse", "Example spouse");
+    spouse.patient = Some(pid(&show.spouse)?);
+    spouse.level = Some("premium".into());
+    plans.push(("spouse (a patient)".into(), spouse));
+    for (dodid, age) in &show.children {
+        let (username, label) = match continuum_seed::AgeBand::of(f64::from(*age)) {
+            continuum_seed::AgeBand::Adolescent => {
+                ("teen", format!("the {age}-year-old's own account"))
+            }
+            continuum_seed::AgeBand::Adult => {
+                ("young-adult", format!("the {age}-year-old's own account"))
+            }
+            continuum_seed::AgeBand::Child => continue,
+        };
+        if plans.iter().any(|(_, a)| a.username == username) {
+            continue;
+        }
+        let mut a = Account::new(
+            AccountKind::Patient,
+            username,
+            &format!("Example {username}"),
+        );
+        a.patient = Some(pid(dodid)?);
+        a.level = Some("premium".into());
+        plans.push((label, a));
+    }
+    for (role, staff_id) in &show.staff {
+        let (username, policy_role, label) = match role {
+            r if r.is_pcm() => ("pcm", "physician", "primary care manager"),
+            StaffRole::Nurse => ("nurse", "nurse", "nurse"),
+            StaffRole::Medic => ("medic", "medic", "medic"),
+            StaffRole::Dentist => ("dentist", "dentist", "dentist"),
+            StaffRole::Pharmacist => ("pharmacist", "pharmacist", "pharmacist"),
+            StaffRole::Scheduler => ("scheduler", "scheduler", "scheduler"),
+            StaffRole::Administrator => ("admin", "administrator", "administrator"),
+            _ => continue,
+        };
+        if plans.iter().any(|(_, a)| a.username == username) {
+            continue;
+        }
+        let practitioner = find_id(
+            fhir,
+            "Practitioner",
+            &format!("{}|{staff_id}", continuum_seed::STAFF_SYSTEM),
+        )?;
+        let mut a = Account::new(AccountKind::Staff, username, &format!("Example {label}"));
+        a.roles = vec![policy_role.to_string()];
+        a.practitioner = practitioner;
+        plans.push((label.to_string(), a));
+    }
+    let mut out = Vec::new();
+    for (label, mut account) in plans {
+        let existing = auth.by_username(&account.username)?;
+        let account = match existing {
+            Some(a) => a,
+            None => {
+                account.demo = true;
+                account.totp_secret = Some(continuum_auth::totp::to_base32(
+                    &continuum_auth::totp::new_secret(),
+                ));
+                auth.create(account, Some(DEMO_PASSWORD))?
+            }
+        };
+        out.push(DemoLogin {
+            label,
+            username: account.username.clone(),
+            totp_secret: account.totp_secret.clone().unwrap_or_default(),
+        });
+    }
+    Ok(out)
+}

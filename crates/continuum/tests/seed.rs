@@ -264,6 +264,40 @@ fn demo_seeds_on_first_start_and_reuses_after() {
         );
     }
     assert!(first.contains("Authorization: Bearer"), "{first}");
+    // demo logins: a sponsor with children in every age band, patients and staff, each with a second factor
+    for user in [
+        "sponsor",
+        "spouse",
+        "teen",
+        "pcm",
+        "nurse",
+        "pharmacist",
+        "scheduler",
+        "admin",
+    ] {
+        assert!(
+            first.contains(&format!("user {user:<12} TOTP secret ")),
+            "login {user}: {first}"
+        );
+    }
+    let code = Command::new(env!("CARGO_BIN_EXE_continuum"))
+        .current_dir(dir.path())
+        .args([
+            "--database",
+            "sqlite://continuum-demo.db",
+            "admin",
+            "totp-code",
+            "--username",
+            "sponsor",
+        ])
+        .env_remove("CONTINUUM_DATABASE_URL")
+        .output()
+        .unwrap();
+    let code = String::from_utf8(code.stdout).unwrap();
+    assert!(
+        code.trim().len() == 6 && code.trim().chars().all(|c| c.is_ascii_digit()),
+        "{code}"
+    );
     let second = run_demo(dir.path(), port);
     assert!(second.contains("already in"), "{second}");
     assert!(!second.contains("First start"), "{second}");
