@@ -180,21 +180,55 @@ impl Client {
                 }
             }
             ClientAuth::PrivateKeyJwt { jwks } => {
-                let keys = jwks.get("keys").and_then(Value::as_array);
-                let usable = keys.is_some_and(|k| {
-                    k.iter()
-                        .any(|k| k.get("kid").and_then(Value::as_str).is_some())
-                });
-                if !usable {
-                    return bad(
-                        "the JWKS needs a \"keys\" array with at least one key that has a \"kid\""
-                            .into(),
-                    );
+                let keys = jwks
+                    .get("keys")
+                    .and_then(Value::as_array)
+                    .filter(|k| !k.is_empty())
+                    .ok_or_else(|| {
+                        AuthError::Invalid("the JWKS needs a non-empty \"keys\" array".into())
+                    })?;
+                for k in keys {
+                    check_client_key(k).map_err(AuthError::Invalid)?;
                 }
             }
             ClientAuth::DevSecret { .. } => {}
         }
         Ok(())
+    }
+}
+
+/// A registered client key must be usable for SMART Backend Services: an ES384 (EC P-384) or RS384 (RSA of at
+/// least 2048 bits) public key with a `kid`, for signatures, and no private part.
+fn check_client_key(k: &Value) -> Result<(), String> {
+    let s = |n: &str| k.get(n).and_then(Value::as_str);
+    let kid = s("kid")
+        .filter(|k| !k.is_empty())
+        .ok_or("every key needs a \"kid\"")?;
+    if s("use").is_some_and(|u| u != "sig") {
+        return Err(format!("key '{kid}': \"use\" must be \"sig\""));
+    }
+    if k.get("d").is_some() {
+        return Err(format!(
+            "key '{kid}' holds a private key: register only the public key"
+        ));
+    }
+    let len = |n: &str| s(n).and_then(unb64).map_or(0, |b| b.len());
+    match s("kty") {
+        Some("EC") if s("crv") == Some("P-384") && len("x") == 48 && len("y") == 48 => {
+            if s("alg").is_some_and(|a| a != "ES384") {
+                return Err(format!("key '{kid}': a P-384 key signs ES384"));
+            }
+            Ok(())
+        }
+        Some("RSA") if len("n") >= 256 && len("e") > 0 => {
+            if s("alg").is_some_and(|a| a != "RS384") {
+                return Err(format!("key '{kid}': an RSA key signs RS384"));
+            }
+            Ok(())
+        }
+        _ => Err(format!(
+            "key '{kid}' is not an EC P-384 or RSA (2048 bits or more) public key"
+        )),
     }
 }
 
@@ -1351,6 +1385,49 @@ impl OAuth {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    /// An RS384 assertion made with a throwaway RSA-2048 key (`openssl genrsa 2048`, `openssl dgst -sha384
+    /// -sign`): ring verifies RSA but cannot generate RSA keys.
+    #[test]
+    fn rs384_client_assertion_vector() {
+        let jwks = json!({"keys": [{"kty": "RSA", "kid": "rsa-1", "alg": "RS384", "e": "AQAB",
+            "n": "0TxiPsSndeSPjt6kgiBj7O2OJ0XnEie1B2nqvOYOr-BgdHmtX_O0w4uaDuZQyic4NxUJi5BrFK2vGmdds-IOvj-Mjb2w5B2npdXAfRtcHzikNlLy3azqd53iaUA7HDy_IocHukp6oiTEwXYF8z0eytWQkPeuvZLXpkRqGXHMcLmtV3OvTbidqblP8K2xPC_aVeMJmt7LjTwTNGphgCgeduaN7-TBw7aa2A3OtxYwGr0-k2c7bq7kw08f_W9AHHHRj_gmHunTUAwvX8LvWZSXtBmC3HobF5QocerZHmL96CeYxj1B1BDXNXhgR5Zi3hZBwWvLN0tHP4m0XNrdiRw2sw"}]});
+        let assertion = "eyJhbGciOiJSUzM4NCIsImtpZCI6InJzYS0xIiwidHlwIjoiSldUIn0.eyJpc3MiOiJzdmMiLCJzdWIiOiJzdmMiLCJhdWQiOiJodHRwczovL2Voci5leGFtcGxlL29hdXRoL3Rva2VuIiwiZXhwIjoxNzAwMDAwMjQwLCJqdGkiOiJyMSJ9.capLPZ5shJgy_HAuIpmobC0QNLVnXFqv2y8SQSM11K9pNOAWeoxGgs5c8uCc63zh2dwyAXMeniI_H5cYQmrHrRJ4ZXzuns2XYCAZwMvNrDBRFRNdCsh4V91KmmP-osy33BQ85x-hh68ucdPWexiDRLNp7krGeTDiJBCz-OoZvIJrd4uAD4jI3AWhT76ksE9rWqBJC26ZzfrN-Xne4LxWwA3fr2ramY4BbMxvH0StfdQOMLkWNd1ibkFwVdSukTeE19v30KL1rx1BW4JzB6Wi17CgYJ7o-SJUzvyIA_a5Ni19eARY203u7FjKcMNIJ-ZydSqyEzEkuxthl41PSIHa1g";
+        let url = "https://ehr.example/oauth/token";
+        let a = verify_client_assertion(&jwks, assertion, "svc", url, 1_700_000_000).unwrap();
+        assert_eq!(a.jti, "r1");
+        assert_eq!(a.exp, 1_700_000_240);
+        assert_eq!(
+            verify_client_assertion(&jwks, assertion, "svc", url, 1_700_000_240),
+            Err(JwtError::Expired)
+        );
+        let mut tampered = assertion.to_string();
+        tampered.pop();
+        tampered.push(if assertion.ends_with('A') { 'B' } else { 'A' });
+        assert!(verify_client_assertion(&jwks, &tampered, "svc", url, 1_700_000_000).is_err());
+        assert!(check_client_key(&jwks["keys"][0]).is_ok());
+    }
+
+    #[test]
+    fn client_keys_must_be_usable_public_keys() {
+        let x = b64(&[1u8; 48]);
+        let good = json!({"kty": "EC", "crv": "P-384", "kid": "k", "x": x, "y": x});
+        assert!(check_client_key(&good).is_ok());
+        let mut private = good.clone();
+        private["d"] = json!(x);
+        assert!(check_client_key(&private).is_err());
+        let mut p256 = good.clone();
+        p256["crv"] = json!("P-256");
+        assert!(check_client_key(&p256).is_err());
+        let short = json!({"kty": "EC", "crv": "P-384", "kid": "k", "x": "AA", "y": "AA"});
+        assert!(check_client_key(&short).is_err());
+        let rsa =
+            json!({"kty": "RSA", "kid": "r", "n": b64(&[7u8; 256]), "e": "AQAB", "alg": "RS384"});
+        assert!(check_client_key(&rsa).is_ok());
+        let weak = json!({"kty": "RSA", "kid": "r", "n": b64(&[7u8; 128]), "e": "AQAB"});
+        assert!(check_client_key(&weak).is_err());
+        assert!(check_client_key(&json!({"kty": "EC", "crv": "P-384", "x": x, "y": x})).is_err());
+    }
 
     #[test]
     fn basic_credentials() {
