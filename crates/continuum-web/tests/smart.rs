@@ -68,7 +68,12 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 
 impl World {
     async fn new() -> World {
-        let app = TestApp::start(Backend::Sqlite).await.unwrap();
+        World::on(Backend::Sqlite).await.unwrap()
+    }
+
+    /// `None` when the backend is not available on this machine (PostgreSQL outside CI).
+    async fn on(backend: Backend) -> Option<World> {
+        let app = TestApp::start(backend).await?;
         let prac = app
             .create(
                 &json!({"resourceType": "Practitioner", "name": [{"family": "Synthetic-Medic"}]}),
@@ -141,7 +146,7 @@ impl World {
             .unwrap();
         })
         .await;
-        World {
+        Some(World {
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
@@ -156,7 +161,7 @@ impl World {
             clinician,
             clinician_api,
             oauth,
-        }
+        })
     }
 
     fn url(&self, path: &str) -> String {
@@ -1191,7 +1196,10 @@ impl Backend384 {
 }
 
 async fn backend_world() -> (World, Backend384) {
-    let w = World::new().await;
+    backend_world_on(World::new().await).await
+}
+
+async fn backend_world_on(w: World) -> (World, Backend384) {
     let key = es384_key();
     w.register(Client {
         client_id: "bulk-export".into(),
@@ -1360,4 +1368,63 @@ async fn opaque_api_tokens_keep_working() {
             .0,
         200
     );
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The same flows on PostgreSQL (clients, keys, codes and revocation records in the other backend)
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_standalone_refresh_revocation_and_backend_flows() {
+    let Some(w) = World::on(Backend::Postgres).await else {
+        return;
+    };
+    let tokens = w
+        .patient_tokens("launch/patient patient/Patient.rs patient/Observation.rs?category=laboratory offline_access")
+        .await;
+    let at = tokens["access_token"].as_str().unwrap().to_string();
+    assert_eq!(w.fhir(&at, &format!("Patient/{}", w.alice)).await.0, 200);
+    assert_eq!(w.fhir(&at, &format!("Patient/{}", w.bob)).await.0, 404);
+    assert_eq!(
+        w.fhir(&at, &format!("Observation/{}", w.alice_vitals))
+            .await
+            .0,
+        404
+    );
+    let (status, fresh) = w
+        .token(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
+            ("client_id", "growth-app"),
+        ])
+        .await;
+    assert_eq!(status, 200, "{fresh}");
+    let r = w
+        .http
+        .post(w.url("/oauth/revoke"))
+        .form(&[("token", at.as_str()), ("client_id", "growth-app")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(w.fhir(&at, &format!("Patient/{}", w.alice)).await.0, 401);
+
+    let (w, key) = backend_world_on(w).await;
+    let jti = random_text();
+    let (status, tokens) = client_credentials(
+        &w,
+        &key.assertion(&assertion_claims(&w, &jti)),
+        "system/Patient.rs",
+    )
+    .await;
+    assert_eq!(status, 200, "{tokens}");
+    let at = tokens["access_token"].as_str().unwrap();
+    assert_eq!(w.fhir(at, &format!("Patient/{}", w.bob)).await.0, 200);
+    assert_eq!(w.fhir(at, "Condition").await.0, 403);
+    let (status, _) = client_credentials(
+        &w,
+        &key.assertion(&assertion_claims(&w, &jti)),
+        "system/Patient.rs",
+    )
+    .await;
+    assert_eq!(status, 401, "jti replay");
 }
