@@ -1,4 +1,5 @@
-//! Operational endpoints: liveness, readiness (database reachable) and Prometheus metrics.
+//! Operational endpoints: liveness, readiness (database reachable) and Prometheus metrics. (`/` is the
+//! portal's landing page.)
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -10,10 +11,6 @@ use crate::AppState;
 
 pub(crate) fn router() -> Router<AppState> {
     Router::new()
-        .route(
-            "/",
-            get(|| async { axum::response::Html(include_str!("../static/index.html")) }),
-        )
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
