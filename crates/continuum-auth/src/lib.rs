@@ -7,6 +7,7 @@
 
 pub mod account;
 pub mod cert;
+pub mod mail;
 pub mod oauth;
 pub mod password;
 pub mod secret;

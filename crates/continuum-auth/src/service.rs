@@ -164,7 +164,12 @@ impl Auth {
         }
         let account = self.by_username(username).map_err(|e| internal(&e))?;
         let Some(account) = account.filter(|a| !a.disabled && a.password_hash.is_some()) else {
-            // the same work as a real check, so timing does not tell that the account does not exist
+            // The same work as a real check — a counted write like the attempt reservation, and a password
+            // hash — so that timing does not tell that the account does not exist.
+            self.store
+                .accounts()
+                .throttle_hit("login-unknown-account", now_us, p.window_secs * SEC)
+                .map_err(|e| internal(&e))?;
             password::burn_verify_time(password_text);
             return Err(LoginError::Refused);
         };

@@ -450,6 +450,7 @@ fn serve(
         )
         .map_err(|e| anyhow::anyhow!("{e}"))?;
         spawn_audit_sealer(store.clone());
+        spawn_mail_delivery(store.clone(), mailer_from_env()?);
         tracing::info!(backend = store.backend(), %addr, "serving");
         if let Some(b) = banner {
             println!("{b}");
@@ -519,5 +520,39 @@ fn spawn_audit_sealer(store: Arc<dyn ResourceStore>) {
             Err(e) => tracing::error!(error = %e, "sealing the audit log failed"),
         }
         std::thread::sleep(std::time::Duration::from_secs(1));
+    });
+}
+
+/// The outbox's delivery: SMTP when `CONTINUUM_SMTP_URL` is set (with `CONTINUUM_MAIL_FROM`, and
+/// `CONTINUUM_SECURITY_OFFICER_EMAIL` for alerts), otherwise `.eml` files in `CONTINUUM_MAIL_DROP` (default
+/// `./mail-outbox`).
+fn mailer_from_env() -> Result<continuum_auth::mail::Mailer> {
+    use continuum_auth::mail::Mailer;
+    match std::env::var("CONTINUUM_SMTP_URL") {
+        Ok(url) => {
+            let from = std::env::var("CONTINUUM_MAIL_FROM")
+                .context("CONTINUUM_SMTP_URL needs CONTINUUM_MAIL_FROM (the sender address)")?;
+            let mut aliases = Vec::new();
+            if let Ok(officer) = std::env::var("CONTINUUM_SECURITY_OFFICER_EMAIL") {
+                aliases.push(("security-officer".to_string(), officer));
+            }
+            Mailer::smtp(&url, &from, aliases).map_err(|e| anyhow::anyhow!("{e}"))
+        }
+        Err(_) => Ok(Mailer::FileDrop(
+            std::env::var("CONTINUUM_MAIL_DROP")
+                .unwrap_or_else(|_| "mail-outbox".into())
+                .into(),
+        )),
+    }
+}
+
+/// Delivers the outbox every few seconds, on a plain thread (SMTP and the store are synchronous).
+fn spawn_mail_delivery(store: Arc<dyn ResourceStore>, mailer: continuum_auth::mail::Mailer) {
+    std::thread::spawn(move || loop {
+        let now = continuum_store::to_micros(time::OffsetDateTime::now_utc());
+        if let Err(e) = continuum_auth::mail::deliver_pending(store.as_ref(), &mailer, now) {
+            tracing::warn!(error = %e, "delivering mail failed");
+        }
+        std::thread::sleep(std::time::Duration::from_secs(3));
     });
 }
