@@ -293,7 +293,11 @@ async fn sponsor_switches_between_children(app: &PortalApp, c: &Client) {
 }
 
 async fn staff_reach_the_workspace(app: &PortalApp, c: &Client) {
-    let mut acct = staff_account("drlee", "Dr Lee Synthetic", &["physician", "dentist"]);
+    let mut acct = staff_account(
+        "drlee",
+        "Dr Lee Synthetic",
+        &["physician", "dentist", "administrator"],
+    );
     let secret = with_totp(&mut acct);
     app.account(acct, SHORT_PW).await;
     c.goto(&format!("{}/login", app.root)).await.unwrap();
@@ -312,6 +316,11 @@ async fn staff_reach_the_workspace(app: &PortalApp, c: &Client) {
         .unwrap();
     assert!(roles.contains("physician") && roles.contains("dentist"));
     accessible(c, "workspace").await;
+    // administrators: the audit reports
+    click(c, "#audit-link").await;
+    wait_path(c, "/workspace/audit").await;
+    wait_text(c, "h1", "Audit reports").await;
+    accessible(c, "audit report").await;
     click(c, "#logout").await;
     wait_path(c, "/").await;
 }

@@ -1014,3 +1014,53 @@ async fn smart_card_without_a_certificate_is_refused() {
     assert!(r.alert().unwrap().contains("smart card"));
     assert!(v.session_cookie().is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn administrators_see_audit_reports_and_others_do_not() {
+    let app = PortalApp::start().await;
+    let (_, _, pid) = enrolled_patient(&app, "audited").await;
+    let (staff_id, _) = enrolled_staff(&app, "pharm2", &["pharmacist"]).await;
+    let api = app.api_client(&staff_id).await;
+    let r = api
+        .get(format!("{}/fhir/Patient/{pid}", app.root))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+
+    let (admin_id, admin_secret) = enrolled_staff(&app, "admin1", &["administrator"]).await;
+    let mut admin = app.visitor();
+    admin
+        .login(
+            "admin1",
+            SHORT_PW,
+            &next_code(&app, &admin_id, &admin_secret).await,
+        )
+        .await;
+    let w = admin.get("/workspace").await;
+    assert!(w.body.contains("id=\"audit-link\""), "{}", w.body);
+    let report = admin.get(&format!("/workspace/audit?patient={pid}")).await;
+    assert_eq!(report.status, 200);
+    assert!(report.body.contains("pharm2"), "{}", report.body);
+    assert!(report.body.contains("read"), "{}", report.body);
+    let by_user = admin.get("/workspace/audit?user=pharm2").await;
+    assert!(by_user.body.contains(&pid), "{}", by_user.body);
+    let bad = admin.get("/workspace/audit?from=yesterday").await;
+    assert_eq!(bad.status, 400);
+    // looking at the log is itself recorded
+    let again = admin.get("/workspace/audit?user=admin1").await;
+    assert!(again.body.contains("search-type"), "{}", again.body);
+
+    let (other_id, other_secret) = enrolled_staff(&app, "nurse9", &["nurse"]).await;
+    let mut nurse = app.visitor();
+    nurse
+        .login(
+            "nurse9",
+            SHORT_PW,
+            &next_code(&app, &other_id, &other_secret).await,
+        )
+        .await;
+    let w = nurse.get("/workspace").await;
+    assert!(!w.body.contains("audit-link"));
+    assert_eq!(nurse.get("/workspace/audit").await.status, 403);
+}

@@ -561,6 +561,7 @@ pub(crate) async fn workspace(State(state): State<AppState>, parts: Parts) -> Re
             name: a.display_name.clone(),
             username: a.username.clone(),
             roles: a.roles.clone(),
+            admin: a.roles.iter().any(|r| r == "administrator"),
         },
     )
 }

@@ -12,6 +12,7 @@
 //! - `views`: the template structs and the little formatting they need.
 
 mod account;
+mod audit;
 mod csrf;
 mod home;
 mod session;
@@ -58,6 +59,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/portal/switch", post(home::switch))
         .route("/portal/access-log", get(home::access_log))
         .route("/workspace", get(home::workspace))
+        .route("/workspace/audit", get(audit::report))
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
 }
 

@@ -110,6 +110,8 @@ pub(crate) struct Workspace {
     pub name: String,
     pub username: String,
     pub roles: Vec<String>,
+    /// Administrators get the audit reports.
+    pub admin: bool,
 }
 
 /// Someone a patient account may view: itself or a dependent.
@@ -197,6 +199,30 @@ pub(crate) struct AccessLog {
     pub rows: Vec<LogRow>,
     /// More entries exist than are shown.
     pub truncated: bool,
+}
+
+pub(crate) struct AuditRow {
+    pub seq: i64,
+    pub when: String,
+    pub who: String,
+    pub patient: String,
+    pub action: String,
+    pub subtype: String,
+    pub outcome: String,
+}
+
+#[derive(Template)]
+#[template(path = "audit_report.html")]
+pub(crate) struct AuditReport {
+    pub chrome: Chrome,
+    pub user: String,
+    pub patient: String,
+    pub from: String,
+    pub to: String,
+    pub rows: Vec<AuditRow>,
+    /// The page is full: older rows exist.
+    pub full: bool,
+    pub error: Option<String>,
 }
 
 /// An HTML response with `status`; a template failure becomes a plain 500.
