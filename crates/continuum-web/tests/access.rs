@@ -485,6 +485,29 @@ async fn hidden_resources_stay_hidden_everywhere(app: &TestApp) {
     .await;
     let ids = ids_in(&b);
     assert!(ids.contains(&plain) && !ids.contains(&secret), "{ids:?}");
+    // :iterate never follows a hidden resource: a Practitioner only the hidden Condition names stays out
+    let asserter = app
+        .create(&json!({"resourceType": "Practitioner", "name": [{"family": "Synthetic", "given": ["Only"]}]}))
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut named = condition(&teen, true);
+    named["asserter"] = json!({"reference": format!("Practitioner/{asserter}")});
+    let named = app.create(&named).await["id"].as_str().unwrap().to_string();
+    let (_, b) = get_as(
+        app,
+        &sponsor,
+        &format!(
+            "Patient?_id={teen}&_revinclude=Condition:subject&_include:iterate=Condition:asserter"
+        ),
+    )
+    .await;
+    let ids = ids_in(&b);
+    assert!(
+        ids.contains(&plain) && !ids.contains(&named) && !ids.contains(&asserter),
+        "{ids:?}"
+    );
     // _has: a reverse chain on the hidden Condition's code must not select the teen
     let (_, b) = get_as(
         app,

@@ -761,6 +761,9 @@ impl Fhir {
         seen: &mut SeenFn<'_>,
     ) -> Result<Vec<u8>, CoreError> {
         let page = self.store.search(&parsed.query)?;
+        // The matches first, then each round of `_include`/`_revinclude` as it is found, so that a resource
+        // the caller may not see is never followed further (`:iterate`).
+        seen(&page.matches, Vec::new())?;
         let (included, truncated) = if parsed.includes.is_empty() && parsed.revincludes.is_empty() {
             (Vec::new(), None)
         } else {
@@ -769,9 +772,9 @@ impl Fhir {
                 &page.matches,
                 &parsed.includes,
                 &parsed.revincludes,
+                &mut |batch| seen(&[], batch),
             )?
         };
-        let included = seen(&page.matches, included)?;
         let links = writer::page_links(path, params, page.next.as_ref().map(params::encode_cursor));
         let mut w = BundleWriter::new("searchset", page.total, &links);
         let elements = parsed.elements.as_deref();

@@ -24,11 +24,14 @@ fn key(r: &StoredResource) -> (String, String) {
 }
 
 /// Resources added by `_include` and `_revinclude`, and a warning when the limit cut them short.
+/// `admit` gets each round's new resources and returns those that may be shown and followed further (the
+/// access policy's filter; the identity for the system).
 pub fn included(
     store: &dyn ResourceStore,
     matches: &[StoredResource],
     includes: &[Include],
     revincludes: &[Include],
+    admit: &mut dyn FnMut(Vec<StoredResource>) -> Result<Vec<StoredResource>, CoreError>,
 ) -> Result<(Vec<StoredResource>, Option<String>), CoreError> {
     let mut seen: HashSet<(String, String)> = matches.iter().map(key).collect();
     let mut out: Vec<StoredResource> = Vec::new();
@@ -55,14 +58,13 @@ pub fn included(
                     {
                         continue;
                     }
-                    if out.len() >= MAX_INCLUDED {
+                    if out.len() + next.len() >= MAX_INCLUDED {
                         truncated = true;
                         continue;
                     }
                     if let Some(found) = store.read(&t, &id)?.filter(|f| !f.deleted) {
                         seen.insert(key(&found));
-                        next.push(found.clone());
-                        out.push(found);
+                        next.push(found);
                     }
                 }
             }
@@ -94,13 +96,12 @@ pub fn included(
                     if seen.contains(&key(&found)) {
                         continue;
                     }
-                    if out.len() >= MAX_INCLUDED {
+                    if out.len() + next.len() >= MAX_INCLUDED {
                         truncated = true;
                         break;
                     }
                     seen.insert(key(&found));
-                    next.push(found.clone());
-                    out.push(found);
+                    next.push(found);
                 }
                 match page.next {
                     Some(n) if !truncated => after = Some(n),
@@ -108,9 +109,11 @@ pub fn included(
                 }
             }
         }
+        let next = admit(next)?;
         if next.is_empty() {
             break;
         }
+        out.extend(next.iter().cloned());
         frontier = next;
     }
     let warning = truncated.then(|| {
