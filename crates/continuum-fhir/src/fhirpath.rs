@@ -2,8 +2,9 @@
 //! resource, with the results converted into [`IndexEntry`] values by parameter type.
 //!
 //! Owns: parsing ([`parse`]), evaluation ([`eval`]), conversion ([`convert`]) and the per-resource-type plan
-//! of parsed expressions, built once. Does not own: storage of the entries or query planning; composite and
-//! special parameters produce nothing (yet).
+//! of parsed expressions, built once. Does not own: storage of the entries or query planning. Composite
+//! parameters are indexed per occurrence under keyed codes ([`crate::index::composite_code`]); `:of-type`
+//! values and ValueSet expansions are extra entries too; special parameters produce nothing.
 //!
 //! Supported FHIRPath: paths, `|`, `and`/`or`, `=`/`!=`, `is`/`as` (operators and functions), `ofType()`,
 //! `where()`, `exists()`, `empty()`, `not()`, `first()`, `last()`, `resolve()` (type test only),
@@ -18,9 +19,9 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 
-use crate::index::{IndexEntry, IndexValue};
+use crate::index::{composite_code, composite_keys, of_type_code, IndexEntry, IndexValue};
 use crate::model::{model, TypeId};
-use crate::registry::{registry, SearchParamType};
+use crate::registry::{registry, SearchParamDef, SearchParamType};
 use parse::Expr;
 
 pub use parse::ParseError;
@@ -32,15 +33,151 @@ pub fn extract_all(resource: &Value) -> Vec<IndexEntry> {
         return Vec::new();
     };
     let mut out = Vec::new();
+    let mut extra = Vec::new();
     for p in &plan.params {
-        for value in param_values(p, resource, plan.ty) {
+        let mut of_type = Vec::new();
+        for value in param_values(p, resource, plan.ty, Some(&mut of_type)) {
             out.push(IndexEntry {
                 code: p.code.clone(),
                 value,
             });
         }
+        if !of_type.is_empty() {
+            let code = of_type_code(&p.code);
+            extra.extend(of_type.into_iter().map(|value| IndexEntry {
+                code: code.clone(),
+                value,
+            }));
+        }
     }
+    for c in &plan.composites {
+        composite_entries(c, resource, plan.ty, &mut extra);
+    }
+    extra.extend(crate::index::value_set_entries(resource));
+    out.extend(dedup_entries(extra));
     out
+}
+
+/// One composite parameter's entries: for every occurrence (the repeating element the parameter is defined
+/// on), every pair of a first-component token and a second-component value found on that same occurrence, the
+/// second value under each key of the token.
+fn composite_entries(
+    c: &CompiledComposite,
+    resource: &Value,
+    ty: TypeId,
+    out: &mut Vec<IndexEntry>,
+) {
+    let [(_, first_expr), (second_kind, second_expr)] = &c.components;
+    for occurrence in eval::evaluate(&c.occurrence, resource, ty) {
+        let mut firsts = Vec::new();
+        for node in eval::evaluate_on(first_expr, resource, ty, occurrence) {
+            convert::convert(SearchParamType::Token, &node, &mut firsts);
+        }
+        if firsts.is_empty() {
+            continue;
+        }
+        let mut seconds = Vec::new();
+        for node in eval::evaluate_on(second_expr, resource, ty, occurrence) {
+            convert::convert(*second_kind, &node, &mut seconds);
+        }
+        for first in &firsts {
+            let IndexValue::Token { system, code, .. } = first else {
+                continue;
+            };
+            for key in composite_keys(system.as_deref(), code) {
+                let code = composite_code(&c.code, key);
+                for second in &seconds {
+                    out.push(IndexEntry {
+                        code: code.clone(),
+                        value: second.clone(),
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// Drop repeated (code, value) entries, keeping first occurrences in order.
+fn dedup_entries(entries: Vec<IndexEntry>) -> Vec<IndexEntry> {
+    use std::collections::HashSet;
+    let mut seen: HashSet<String> = HashSet::with_capacity(entries.len());
+    entries
+        .into_iter()
+        .filter(|e| seen.insert(format!("{}\u{0}{:?}", e.code, e.value)))
+        .collect()
+}
+
+/// The component types of a composite parameter this server indexes and searches: two components, the first
+/// a token, the second a token, quantity, date, string, reference, number or uri. `None` for the others (R4's
+/// MolecularSequence coordinates have three components) and for non-composites.
+///
+/// A component's type is its definition's type, except where R4 lists the definitions crosswise
+/// (`DocumentReference.relationship`: the `code` component points at the reference parameter `relatesto`): a
+/// component whose expression is a plain element name takes the type of the component definition whose
+/// expression ends in that element.
+pub fn composite_components(def: &SearchParamDef) -> Option<[SearchParamType; 2]> {
+    static KINDS: OnceLock<HashMap<String, Option<[SearchParamType; 2]>>> = OnceLock::new();
+    KINDS
+        .get_or_init(|| {
+            registry()
+                .search_params
+                .iter()
+                .filter(|p| p.kind == SearchParamType::Composite)
+                .map(|p| (p.url.clone(), resolve_components(p)))
+                .collect()
+        })
+        .get(&def.url)
+        .copied()
+        .flatten()
+}
+
+fn resolve_components(def: &SearchParamDef) -> Option<[SearchParamType; 2]> {
+    let reg = registry();
+    let defs: Vec<&SearchParamDef> = def
+        .component
+        .iter()
+        .map(|c| reg.search_params.iter().find(|p| p.url == c.definition))
+        .collect::<Option<_>>()?;
+    let ends_in = |d: &SearchParamDef, name: &str| {
+        d.expression.as_deref().is_some_and(|e| {
+            e.split('|')
+                .map(|b| b.trim().trim_matches(|c| c == '(' || c == ')').trim())
+                .any(|b| b.ends_with(&format!(".{name}")))
+        })
+    };
+    let mut kinds = Vec::new();
+    for (c, d) in def.component.iter().zip(&defs) {
+        let plain = c
+            .expression
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || ch == '_');
+        let kind = if plain && !ends_in(d, &c.expression) {
+            defs.iter()
+                .find(|o| ends_in(o, &c.expression))
+                .map_or(d.kind, |o| o.kind)
+        } else {
+            d.kind
+        };
+        parse::parse(&c.expression).ok()?;
+        kinds.push(kind);
+    }
+    match kinds.as_slice() {
+        [SearchParamType::Token, second]
+            if matches!(
+                second,
+                SearchParamType::Token
+                    | SearchParamType::Quantity
+                    | SearchParamType::Date
+                    | SearchParamType::String
+                    | SearchParamType::Reference
+                    | SearchParamType::Number
+                    | SearchParamType::Uri
+            ) =>
+        {
+            Some([SearchParamType::Token, *second])
+        }
+        _ => None,
+    }
 }
 
 /// The index values of one parameter of a resource (e.g. `subject` of an Observation), for callers that need a
@@ -52,7 +189,7 @@ pub fn extract_param(resource: &Value, code: &str) -> Vec<IndexValue> {
             plan.params
                 .iter()
                 .find(|p| p.code == code)
-                .map(|p| param_values(p, resource, plan.ty))
+                .map(|p| param_values(p, resource, plan.ty, None))
         })
         .unwrap_or_default()
 }
@@ -62,11 +199,19 @@ fn plan_for(resource: &Value) -> Option<&'static Plan> {
 }
 
 /// The distinct values of one parameter: the same value reached twice (two names with the same family) is
-/// indexed once.
-fn param_values(p: &Compiled, resource: &Value, ty: TypeId) -> Vec<IndexValue> {
+/// indexed once. `of_type`, when given, gets the `:of-type` values of a token parameter's Identifiers.
+fn param_values(
+    p: &Compiled,
+    resource: &Value,
+    ty: TypeId,
+    mut of_type: Option<&mut Vec<IndexValue>>,
+) -> Vec<IndexValue> {
     let mut values = Vec::new();
     for node in eval::evaluate(&p.expr, resource, ty) {
         convert::convert(p.kind, &node, &mut values);
+        if let (SearchParamType::Token, Some(out)) = (p.kind, of_type.as_deref_mut()) {
+            convert::identifier_of_type(&node, out);
+        }
     }
     dedup(values)
 }
@@ -120,9 +265,17 @@ struct Compiled {
     expr: Expr,
 }
 
+struct CompiledComposite {
+    code: String,
+    /// The repeating element both components are evaluated on (`Observation.component`).
+    occurrence: Expr,
+    components: [(SearchParamType, Expr); 2],
+}
+
 struct Plan {
     ty: TypeId,
     params: Vec<Compiled>,
+    composites: Vec<CompiledComposite>,
 }
 
 /// Parsed expressions per resource type, with union branches for other types removed, so the 30-branch
@@ -140,11 +293,13 @@ fn build_plans() -> HashMap<String, Plan> {
     for rt in reg.resource_types() {
         let Some(ty) = m.type_id(rt) else { continue };
         let mut params = Vec::new();
+        let mut composites = Vec::new();
         for sp in reg.search_params_for(rt) {
-            if matches!(
-                sp.kind,
-                SearchParamType::Composite | SearchParamType::Special
-            ) {
+            if sp.kind == SearchParamType::Composite {
+                composites.extend(compile_composite(sp, ty));
+                continue;
+            }
+            if sp.kind == SearchParamType::Special {
                 continue;
             }
             let Some(src) = sp.expression.as_deref() else {
@@ -159,9 +314,30 @@ fn build_plans() -> HashMap<String, Plan> {
                 });
             }
         }
-        plans.insert(rt.clone(), Plan { ty, params });
+        plans.insert(
+            rt.clone(),
+            Plan {
+                ty,
+                params,
+                composites,
+            },
+        );
     }
     plans
+}
+
+fn compile_composite(sp: &SearchParamDef, ty: TypeId) -> Option<CompiledComposite> {
+    let [first, second] = composite_components(sp)?;
+    let occurrence = prune(&parse::parse(sp.expression.as_deref()?).ok()?, ty)?;
+    let (c0, c1) = (sp.component.first()?, sp.component.get(1)?);
+    Some(CompiledComposite {
+        code: sp.code.clone(),
+        occurrence,
+        components: [
+            (first, parse::parse(&c0.expression).ok()?),
+            (second, parse::parse(&c1.expression).ok()?),
+        ],
+    })
 }
 
 /// The expression restricted to the branches that can match resource type `ty`; `None` when none can.

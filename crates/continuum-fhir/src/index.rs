@@ -127,6 +127,180 @@ pub fn token_hash(system: Option<&str>, code: &str) -> i64 {
     h as i64
 }
 
+/// How the first (token) component of a composite search value names its token: the four token forms of FHIR
+/// search (`system|code`, `code`, `|code`, `system|`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompositeKey<'a> {
+    SystemCode(&'a str, &'a str),
+    Code(&'a str),
+    NoSystem(&'a str),
+    System(&'a str),
+}
+
+/// The index code under which one composite occurrence's second component is stored, keyed by its first
+/// component: `code-value-quantity=http://loinc.org|8480-6$gt140` looks up the quantity rows of the parameter
+/// code `code-value-quantity$shttp://loinc.org|8480-6`. The index tables key rows by `param_id(type, code)`, so
+/// the first component becomes part of the row's parameter id and the second one is compared in the ordinary
+/// table of its type; both always come from the same repeating element (see docs/ARCHITECTURE.md).
+pub fn composite_code(param: &str, key: CompositeKey<'_>) -> String {
+    match key {
+        CompositeKey::SystemCode(system, code) => format!("{param}$s{system}|{code}"),
+        CompositeKey::Code(code) => format!("{param}$c{code}"),
+        CompositeKey::NoSystem(code) => format!("{param}$n{code}"),
+        CompositeKey::System(system) => format!("{param}$y{system}"),
+    }
+}
+
+/// Every key a stored token answers to: with a system, `system|code`, `code` and `system|`; without one, `code`
+/// and `|code`.
+pub fn composite_keys<'a>(system: Option<&'a str>, code: &'a str) -> Vec<CompositeKey<'a>> {
+    match system {
+        Some(s) => vec![
+            CompositeKey::SystemCode(s, code),
+            CompositeKey::Code(code),
+            CompositeKey::System(s),
+        ],
+        None => vec![CompositeKey::Code(code), CompositeKey::NoSystem(code)],
+    }
+}
+
+/// The index code of `:of-type` values of a token parameter (`identifier:of-type=typesystem|TYPE|value`):
+/// token rows whose system is the identifier type's coding system and whose code is `TYPE|value`.
+pub fn of_type_code(param: &str) -> String {
+    format!("{param}:of-type")
+}
+
+/// Index codes of a ValueSet's own expansion, read by `:in`/`:not-in` searches in SQL: included concepts
+/// (tokens, from `compose.include.concept` and `expansion.contains`), whole code systems included (URIs), and
+/// the excluded ones; [`VS_UNEXPANDABLE`] marks a ValueSet this server cannot expand without a terminology
+/// service (filters, imported value sets).
+pub const VS_CODE: &str = "$vs-code";
+pub const VS_SYSTEM: &str = "$vs-system";
+pub const VS_NOT_CODE: &str = "$vs-not-code";
+pub const VS_NOT_SYSTEM: &str = "$vs-not-system";
+pub const VS_UNEXPANDABLE: &str = "$vs-unexpandable";
+
+fn items<'a>(v: &'a Value, key: &str) -> impl Iterator<Item = &'a Value> + 'a {
+    v.get(key).and_then(Value::as_array).into_iter().flatten()
+}
+
+fn text_field<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
+    v.get(key).and_then(Value::as_str).filter(|s| !s.is_empty())
+}
+
+/// Whether this server can expand a ValueSet from its own content: an `expansion` that lists every code, or a
+/// `compose` whose includes and excludes name a code system, with or without explicit concepts. `Err` says why
+/// not, for the OperationOutcome of a refused `:in` search.
+pub fn value_set_expandable(vs: &Value) -> Result<(), String> {
+    if vs.get("expansion").is_some_and(complete_expansion) {
+        return Ok(());
+    }
+    let Some(compose) = vs.get("compose") else {
+        return Err("it has neither compose nor a complete expansion".into());
+    };
+    if items(compose, "include").next().is_none() {
+        return Err("compose has no include".into());
+    }
+    for part in ["include", "exclude"] {
+        for (i, inc) in items(compose, part).enumerate() {
+            if items(inc, "filter").next().is_some() {
+                return Err(format!(
+                    "compose.{part}[{i}] uses a filter, which needs a terminology service"
+                ));
+            }
+            if items(inc, "valueSet").next().is_some() {
+                return Err(format!(
+                    "compose.{part}[{i}] imports other value sets, which is not supported"
+                ));
+            }
+            if text_field(inc, "system").is_none() {
+                return Err(format!("compose.{part}[{i}] names no code system"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// An expansion that lists codes and no more than it says it has (a paged expansion is incomplete).
+fn complete_expansion(exp: &Value) -> bool {
+    let listed = count_contains(exp);
+    let total = exp.get("total").and_then(Value::as_u64);
+    listed > 0 && total.is_none_or(|t| t <= listed as u64)
+}
+
+fn count_contains(v: &Value) -> usize {
+    items(v, "contains").map(|c| 1 + count_contains(c)).sum()
+}
+
+fn expansion_codes(v: &Value, out: &mut Vec<IndexEntry>) {
+    for c in items(v, "contains") {
+        if let (Some(system), Some(code)) = (text_field(c, "system"), text_field(c, "code")) {
+            out.push(vs_token(VS_CODE, system, code));
+        }
+        expansion_codes(c, out);
+    }
+}
+
+fn vs_token(code: &str, system: &str, value: &str) -> IndexEntry {
+    IndexEntry {
+        code: code.to_string(),
+        value: IndexValue::Token {
+            system: Some(system.to_string()),
+            code: value.to_string(),
+            text: None,
+        },
+    }
+}
+
+/// The expansion entries of a ValueSet resource (see [`VS_CODE`]); nothing for other resources.
+pub fn value_set_entries(vs: &Value) -> Vec<IndexEntry> {
+    let mut out = Vec::new();
+    if vs.get("resourceType").and_then(Value::as_str) != Some("ValueSet") {
+        return out;
+    }
+    if value_set_expandable(vs).is_err() {
+        out.push(IndexEntry {
+            code: VS_UNEXPANDABLE.to_string(),
+            value: IndexValue::Token {
+                system: None,
+                code: "true".into(),
+                text: None,
+            },
+        });
+        return out;
+    }
+    if let Some(exp) = vs.get("expansion").filter(|e| complete_expansion(e)) {
+        // a complete expansion is the answer; compose is how it was computed
+        expansion_codes(exp, &mut out);
+    } else if let Some(compose) = vs.get("compose") {
+        for (part, code_key, system_key) in [
+            ("include", VS_CODE, VS_SYSTEM),
+            ("exclude", VS_NOT_CODE, VS_NOT_SYSTEM),
+        ] {
+            for inc in items(compose, part) {
+                let Some(system) = text_field(inc, "system") else {
+                    continue;
+                };
+                let mut concepts = items(inc, "concept").peekable();
+                if concepts.peek().is_none() {
+                    out.push(IndexEntry {
+                        code: system_key.to_string(),
+                        value: IndexValue::Uri {
+                            value: system.to_string(),
+                        },
+                    });
+                }
+                for c in concepts {
+                    if let Some(code) = text_field(c, "code") {
+                        out.push(vs_token(code_key, system, code));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,8 +16,14 @@ pub struct SearchQuery {
     pub count: usize,
     /// Sort keys, most significant first; store order (`pk`) breaks ties and is the order when empty.
     pub sort: Vec<SortKey>,
-    /// Keyset cursor: only resources after this position in the query's order.
+    /// Keyset cursor: only resources after this position in the query's order (before it when `backward`).
     pub after: Option<Cursor>,
+    /// Page backwards from `after`: the rows just before the cursor, nearest first (the reverse of the query's
+    /// order); the caller turns the page round. The store's `next` is then the cursor of the page's earliest row.
+    pub backward: bool,
+    /// The cursor's own position is part of the page (`at or after`, `at or before`): the way back to a page
+    /// that was reached from the other direction.
+    pub inclusive: bool,
     /// Also count every match.
     pub total: bool,
 }
@@ -190,6 +196,16 @@ pub enum Predicate {
     /// too (`$everything`), unlike a negated `_security` token.
     NoSecurityLabel {
         labels: Vec<(String, String)>,
+    },
+    /// `:in` (`negate`: `:not-in`) on a token parameter: some coding of `param` is (none is) in the ValueSet with
+    /// canonical `url` (and `version`) stored in the database, expanded in SQL from the ValueSet's own index
+    /// entries (`continuum_fhir::index::VS_CODE`…). A ValueSet that is unknown or cannot be expanded matches
+    /// nothing either way (the core refuses such searches first).
+    TokenInValueSet {
+        param: String,
+        url: String,
+        version: Option<String>,
+        negate: bool,
     },
     /// Reverse chain (`_has:Observation:patient:code=x`): some `source_type` resource references this one through
     /// `param` and matches `filters`.

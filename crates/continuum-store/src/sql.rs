@@ -4,7 +4,9 @@
 //! uses `?` placeholders; the PostgreSQL adapter renumbers them to `$n`. Every value is bound; identifiers
 //! come only from enums and constants here.
 
-use continuum_fhir::index::token_hash;
+use continuum_fhir::index::{
+    token_hash, VS_CODE, VS_NOT_CODE, VS_NOT_SYSTEM, VS_SYSTEM, VS_UNEXPANDABLE,
+};
 use continuum_fhir::registry::param_id;
 use continuum_fhir::{IndexEntry, IndexValue};
 
@@ -683,6 +685,47 @@ fn predicate(b: &mut Builder, ty: Option<&str>, alias: &str, p: &Predicate) -> R
             }
             b.push("))");
         }
+        Predicate::TokenInValueSet {
+            param,
+            url,
+            version,
+            negate,
+        } => {
+            let pid = pid_for(ty, param)?;
+            if *negate {
+                // `:not-in`: no coding in the set, and the set must exist (an unknown one matches nothing)
+                b.push("(EXISTS (");
+                value_sets(b, url, version.as_deref());
+                b.push(") AND ");
+                b.push(&pk_in(true));
+            } else {
+                b.push(&pk_in(false));
+            }
+            b.push("SELECT t.res_pk FROM idx_token t WHERE t.pid = ");
+            b.int(pid);
+            b.push(
+                " AND (t.sys_code_hash IN (SELECT m.sys_code_hash FROM idx_token m WHERE m.pid = ",
+            );
+            b.int(param_id("ValueSet", VS_CODE));
+            b.push(" AND m.res_pk IN (");
+            value_sets(b, url, version.as_deref());
+            b.push(")) OR t.system IN (SELECT s.value FROM idx_uri s WHERE s.pid = ");
+            b.int(param_id("ValueSet", VS_SYSTEM));
+            b.push(" AND s.res_pk IN (");
+            value_sets(b, url, version.as_deref());
+            b.push("))) AND t.sys_code_hash NOT IN (SELECT m.sys_code_hash FROM idx_token m WHERE m.pid = ");
+            b.int(param_id("ValueSet", VS_NOT_CODE));
+            b.push(" AND m.res_pk IN (");
+            value_sets(b, url, version.as_deref());
+            b.push(")) AND (t.system IS NULL OR t.system NOT IN (SELECT s.value FROM idx_uri s WHERE s.pid = ");
+            b.int(param_id("ValueSet", VS_NOT_SYSTEM));
+            b.push(" AND s.res_pk IN (");
+            value_sets(b, url, version.as_deref());
+            b.push("))))");
+            if *negate {
+                b.push(")");
+            }
+        }
         Predicate::Has {
             source_type,
             param,
@@ -700,6 +743,26 @@ fn predicate(b: &mut Builder, ty: Option<&str>, alias: &str, p: &Predicate) -> R
         }
     }
     Ok(())
+}
+
+/// The keys of the current ValueSets with canonical `url` (and `version`) that the server can expand.
+fn value_sets(b: &mut Builder, url: &str, version: Option<&str>) {
+    b.push("SELECT u.res_pk FROM idx_uri u JOIN resource vs ON vs.pk = u.res_pk WHERE u.pid = ");
+    b.int(param_id("ValueSet", "url"));
+    b.push(" AND u.value = ");
+    b.text(&indexable(url));
+    b.push(" AND vs.deleted = 0 AND vs.type = ");
+    b.text("ValueSet");
+    if let Some(v) = version {
+        b.push(" AND u.res_pk IN (SELECT res_pk FROM idx_token WHERE pid = ");
+        b.int(param_id("ValueSet", "version"));
+        b.push(" AND code_hash = ");
+        b.int(token_hash(None, v));
+        b.push(")");
+    }
+    b.push(" AND u.res_pk NOT IN (SELECT res_pk FROM idx_token WHERE pid = ");
+    b.int(param_id("ValueSet", VS_UNEXPANDABLE));
+    b.push(")");
 }
 
 fn compartment(b: &mut Builder, alias: &str, target_type: &str, target_id: &str, pids: &[i64]) {
@@ -740,7 +803,12 @@ fn where_clause(b: &mut Builder, q: &SearchQuery, with_cursor: bool) -> Result<(
     }
     if with_cursor && q.sort.is_empty() {
         if let Some(after) = &q.after {
-            b.push(" AND r.pk > ");
+            b.push(match (q.backward, q.inclusive) {
+                (false, false) => " AND r.pk > ",
+                (false, true) => " AND r.pk >= ",
+                (true, false) => " AND r.pk < ",
+                (true, true) => " AND r.pk <= ",
+            });
             b.int(after.pk);
         }
     }
@@ -790,29 +858,53 @@ fn bind_sort_value(b: &mut Builder, v: &SortValue) {
 }
 
 /// Rows strictly after `cursor` in the order (sort keys with missing values last, then `pk`): the keyset
-/// condition `k0 > c0 OR (k0 = c0 AND (k1 > c1 OR (… AND pk > cpk)))`.
-fn keyset_after(b: &mut Builder, keys: &[SortKey], cursor: &Cursor, i: usize) {
+/// condition `k0 > c0 OR (k0 = c0 AND (k1 > c1 OR (… AND pk > cpk)))`. With `backward`, rows before it
+/// instead; with `inclusive`, the cursor's own row too.
+fn keyset_after(b: &mut Builder, q: &SearchQuery, cursor: &Cursor, i: usize) {
+    let keys = &q.sort;
     if i == keys.len() {
-        b.push("t.pk > ");
+        b.push(match (q.backward, q.inclusive) {
+            (false, false) => "t.pk > ",
+            (false, true) => "t.pk >= ",
+            (true, false) => "t.pk < ",
+            (true, true) => "t.pk <= ",
+        });
         b.int(cursor.pk);
         return;
     }
     let col = format!("t.s{i}");
-    match cursor.values.get(i).unwrap_or(&SortValue::Null) {
-        SortValue::Null => {
+    match (cursor.values.get(i).unwrap_or(&SortValue::Null), q.backward) {
+        (SortValue::Null, false) => {
             // nothing sorts after a missing value except later missing values
             b.push(&format!("({col} IS NULL AND "));
-            keyset_after(b, keys, cursor, i + 1);
+            keyset_after(b, q, cursor, i + 1);
             b.push(")");
         }
-        v => {
-            let op = if keys[i].descending { "<" } else { ">" };
-            b.push(&format!("({col} IS NULL OR {col} {op} "));
+        (SortValue::Null, true) => {
+            // every present value sorts before a missing one
+            b.push(&format!("({col} IS NOT NULL OR ({col} IS NULL AND "));
+            keyset_after(b, q, cursor, i + 1);
+            b.push("))");
+        }
+        (v, backward) => {
+            let op = if keys[i].descending != backward {
+                "<"
+            } else {
+                ">"
+            };
+            // missing values sort after every present one
+            let missing = if backward {
+                "("
+            } else {
+                &format!("({col} IS NULL OR ")
+            };
+            b.push(missing);
+            b.push(&format!("{col} {op} "));
             bind_sort_value(b, v);
             b.push(&format!(" OR ({col} = "));
             bind_sort_value(b, v);
             b.push(" AND ");
-            keyset_after(b, keys, cursor, i + 1);
+            keyset_after(b, q, cursor, i + 1);
             b.push("))");
         }
     }
@@ -837,7 +929,11 @@ pub fn compile_search(dialect: Dialect, q: &SearchQuery) -> Result<Compiled> {
         b.push(COLUMNS);
         b.push(FROM);
         where_clause(&mut b, q, true)?;
-        b.push(" ORDER BY r.pk LIMIT ");
+        b.push(if q.backward {
+            " ORDER BY r.pk DESC LIMIT "
+        } else {
+            " ORDER BY r.pk LIMIT "
+        });
         b.int(q.count as i64 + 1);
     } else {
         // The sort values are computed once in a derived table, so the keyset condition and ORDER BY can
@@ -854,17 +950,27 @@ pub fn compile_search(dialect: Dialect, q: &SearchQuery) -> Result<Compiled> {
         b.push(") t");
         if let Some(cursor) = &q.after {
             b.push(" WHERE ");
-            keyset_after(&mut b, &q.sort, cursor, 0);
+            keyset_after(&mut b, q, cursor, 0);
         }
         b.push(" ORDER BY ");
         for (i, key) in q.sort.iter().enumerate() {
-            // missing values last in both directions, on both backends (their NULL orders differ)
+            // missing values last in both directions, on both backends (their NULL orders differ); paging
+            // backwards reads the same order from the other end
+            let (nulls, dir) = match (q.backward, key.descending) {
+                (false, false) => ("", ""),
+                (false, true) => ("", " DESC"),
+                (true, false) => (" DESC", " DESC"),
+                (true, true) => (" DESC", ""),
+            };
             b.push(&format!(
-                "(CASE WHEN t.s{i} IS NULL THEN 1 ELSE 0 END), t.s{i}"
+                "(CASE WHEN t.s{i} IS NULL THEN 1 ELSE 0 END){nulls}, t.s{i}{dir}, "
             ));
-            b.push(if key.descending { " DESC, " } else { ", " });
         }
-        b.push("t.pk LIMIT ");
+        b.push(if q.backward {
+            "t.pk DESC LIMIT "
+        } else {
+            "t.pk LIMIT "
+        });
         b.int(q.count as i64 + 1);
     }
     Ok(Compiled {
@@ -992,5 +1098,37 @@ mod tests {
         assert!(!c.sql.contains("DROP"));
         assert_eq!(c.sql.matches('?').count(), c.params.len());
         assert!(numbered_placeholders(&c.sql).contains("$4"));
+    }
+
+    #[test]
+    fn value_set_membership_and_backward_pages_bind_every_value() {
+        let q = SearchQuery {
+            resource_type: Some("Observation".into()),
+            filters: vec![Filter::one(Predicate::TokenInValueSet {
+                param: "code".into(),
+                url: "http://x/vs'--".into(),
+                version: Some("1".into()),
+                negate: true,
+            })],
+            sort: vec![SortKey {
+                by: SortBy::LastUpdated,
+                descending: true,
+            }],
+            after: Some(Cursor {
+                pk: 7,
+                values: vec![SortValue::Null],
+            }),
+            backward: true,
+            inclusive: true,
+            count: 5,
+            ..Default::default()
+        };
+        for dialect in [Dialect::Sqlite, Dialect::Postgres] {
+            let c = compile_search(dialect, &q).unwrap_or_else(|e| panic!("{e}"));
+            assert!(!c.sql.contains("http://x"));
+            assert_eq!(c.sql.matches('?').count(), c.params.len());
+            assert!(c.sql.contains("t.pk <= ?"), "{}", c.sql);
+            assert!(c.sql.ends_with("t.pk DESC LIMIT ?"), "{}", c.sql);
+        }
     }
 }

@@ -760,7 +760,9 @@ impl Fhir {
         parsed: ParsedSearch,
         seen: &mut SeenFn<'_>,
     ) -> Result<Vec<u8>, CoreError> {
-        let page = self.store.search(&parsed.query)?;
+        params::check_value_sets(&parsed.query, self.store.as_ref())?;
+        let mut page = self.store.search(&parsed.query)?;
+        let (next, previous) = params::page_cursors(&parsed.query, &mut page);
         // The matches first, then each round of `_include`/`_revinclude` as it is found, so that a resource
         // the caller may not see is never followed further (`:iterate`).
         seen(&page.matches, Vec::new())?;
@@ -775,7 +777,7 @@ impl Fhir {
                 &mut |batch| seen(&[], batch),
             )?
         };
-        let links = writer::page_links(path, params, page.next.as_ref().map(params::encode_cursor));
+        let links = writer::search_links(path, params, next, previous);
         let mut w = BundleWriter::new("searchset", page.total, &links);
         let elements = parsed.elements.as_deref();
         for (mode, list) in [("match", &page.matches), ("include", &included)] {

@@ -1,9 +1,11 @@
 //! FHIR search URLs → the store's search AST.
 //!
 //! Supported here: `_id`, `_lastUpdated`, and every generated search parameter of type reference, token,
-//! string, date and uri (with `:missing`, `:exact`, `:contains`, `:not`, typed references). Other types,
-//! chains and `_has` belong to the full search engine (a later issue): under `Prefer: handling=strict` they
-//! are refused with 400, otherwise ignored and reported back as a warning, never silently.
+//! string, date, uri, number, quantity and composite (two components, the first a token), with `:missing`,
+//! `:exact`, `:contains`, `:not`, `:text`, `:in`/`:not-in`, `:of-type`, `:identifier`, `:above`/`:below` on
+//! uris, typed references, chains and `_has`; keyset cursors in both directions. Anything else (token
+//! `:above`/`:below`, three-component composites) is refused with 400 under `Prefer: handling=strict`,
+//! otherwise ignored and reported back as a warning, never silently.
 
 use continuum_fhir::index::normalize_string;
 use continuum_fhir::registry::{registry, SearchParamType};
@@ -136,6 +138,28 @@ fn date_predicate(param: Option<&str>, value: &str) -> Result<Predicate, CoreErr
     })
 }
 
+/// Split on unescaped `sep`, keeping every escape in the pieces (for composites: `,` then `$`, then
+/// [`split_or`] unescapes each part).
+fn split_raw(value: &str, sep: char) -> Vec<String> {
+    let mut out = vec![String::new()];
+    let mut chars = value.chars();
+    while let Some(c) = chars.next() {
+        if c == sep {
+            out.push(String::new());
+            continue;
+        }
+        if let Some(last) = out.last_mut() {
+            last.push(c);
+            if c == '\\' {
+                if let Some(next) = chars.next() {
+                    last.push(next);
+                }
+            }
+        }
+    }
+    out
+}
+
 /// Split a search value on unescaped commas (`\,` is a literal comma).
 fn split_or(value: &str) -> Vec<String> {
     let mut out = vec![String::new()];
@@ -202,6 +226,104 @@ fn token_value(param: &str, negate: bool, v: &str) -> Result<Predicate, CoreErro
     })
 }
 
+/// `identifier:of-type=typesystem|TYPE|value`: the identifier's type coding and value, on the same
+/// Identifier (indexed as the token `typesystem` / `TYPE|value` under `<param>:of-type`).
+fn of_type_value(param: &str, v: &str) -> Result<Predicate, CoreError> {
+    let parts: Vec<&str> = v.splitn(3, '|').collect();
+    let [system, code, value] = parts.as_slice() else {
+        return Err(bad(format!(
+            "{param}:of-type takes system|code|value (the identifier type's coding, then the value), not '{v}'"
+        )));
+    };
+    if code.is_empty() || value.is_empty() {
+        return Err(bad(format!(
+            "{param}:of-type needs a type code and a value: '{v}'"
+        )));
+    }
+    Ok(Predicate::Token {
+        param: continuum_fhir::index::of_type_code(param),
+        system: if system.is_empty() {
+            TokenSystem::None
+        } else {
+            TokenSystem::Is(system.to_string())
+        },
+        code: format!("{code}|{value}"),
+        negate: false,
+    })
+}
+
+/// A composite parameter (`code-value-quantity=http://loinc.org|8480-6$gt140`, OR with commas): the first
+/// component, a token, selects the keyed index code ([`continuum_fhir::index::composite_code`]) in which the
+/// second component is compared with its own type's rules and prefixes.
+fn composite_filters(
+    def: &continuum_fhir::registry::SearchParamDef,
+    code: &str,
+    modifier: Option<&str>,
+    value: &str,
+) -> Result<Result<Vec<Filter>, String>, CoreError> {
+    use continuum_fhir::index::{composite_code, CompositeKey};
+    let Some([_, second]) = continuum_fhir::fhirpath::composite_components(def) else {
+        return Ok(Err(format!(
+            "search on the composite parameter {code} is not supported"
+        )));
+    };
+    if let Some(m) = modifier {
+        return Ok(Err(format!("search on {code}:{m} is not supported")));
+    }
+    let mut any_of = Vec::new();
+    for alternative in split_raw(value, ',') {
+        let parts: Vec<String> = split_raw(&alternative, '$')
+            .iter()
+            .map(|p| split_or(p).join(","))
+            .collect();
+        let [first, v] = parts.as_slice() else {
+            return Err(bad(format!(
+                "{code} takes two values joined by $ (like code$value), not '{alternative}'"
+            )));
+        };
+        if first.is_empty() || v.is_empty() {
+            return Err(bad(format!(
+                "{code}: both components need a value in '{alternative}'"
+            )));
+        }
+        let Predicate::Token {
+            system, code: c, ..
+        } = token_value(code, false, first)?
+        else {
+            return Err(bad(format!("{code}: '{first}' is not a token")));
+        };
+        let key = match &system {
+            TokenSystem::Any => CompositeKey::Code(&c),
+            TokenSystem::None => CompositeKey::NoSystem(&c),
+            TokenSystem::Is(sys) => CompositeKey::SystemCode(sys, &c),
+            TokenSystem::OnlySystem(sys) => CompositeKey::System(sys),
+        };
+        let param = composite_code(code, key);
+        any_of.push(match second {
+            SearchParamType::Token => token_value(&param, false, v)?,
+            SearchParamType::Quantity => quantity_predicate(&param, v)?,
+            SearchParamType::Date => date_predicate(Some(&param), v)?,
+            SearchParamType::Number => number_predicate(&param, v)?,
+            SearchParamType::Reference => reference_value(&param, None, v)?,
+            SearchParamType::String => Predicate::String {
+                param,
+                value: normalize_string(v),
+                mode: StringMode::Start,
+            },
+            SearchParamType::Uri => Predicate::Uri {
+                param,
+                value: v.clone(),
+            },
+            SearchParamType::Composite | SearchParamType::Special => {
+                return Ok(Err(format!(
+                    "search on the composite parameter {code} is not supported"
+                )))
+            }
+        });
+    }
+    Ok(Ok(vec![Filter { any_of }]))
+}
+
 /// Parse search parameters (already percent-decoded name/value pairs) for `resource_type` (or a system-wide
 /// search when `None`).
 pub fn parse_search(
@@ -263,8 +385,11 @@ pub fn parse_search(
                 continue;
             }
             "_cursor" => {
-                query.after =
-                    Some(decode_cursor(value).ok_or_else(|| bad("invalid paging cursor"))?);
+                let (cursor, backward, inclusive) =
+                    decode_cursor(value).ok_or_else(|| bad("invalid paging cursor"))?;
+                query.after = Some(cursor);
+                query.backward = backward;
+                query.inclusive = inclusive;
                 continue;
             }
             "_sort" => {
@@ -504,6 +629,9 @@ fn filters_for(
         let Some(def) = registry().search_param(ty, code) else {
             return Ok(Err(format!("unknown search parameter {code} for {ty}")));
         };
+        if def.kind == SearchParamType::Composite {
+            return composite_filters(def, code, modifier, value);
+        }
         if modifier == Some("missing") {
             let missing = match value {
                 "true" => true,
@@ -543,6 +671,20 @@ fn filters_for(
                 }
                 (SearchParamType::Token, None) => token_value(code, false, v)?,
                 (SearchParamType::Token, Some("not")) => token_value(code, true, v)?,
+                (SearchParamType::Token, Some("of-type")) => of_type_value(code, v)?,
+                (SearchParamType::Token, Some(m @ ("in" | "not-in"))) => {
+                    let (url, version) = match v.split_once('|') {
+                        Some((u, ver)) if !ver.is_empty() => (u, Some(ver.to_string())),
+                        Some((u, _)) => (u, None),
+                        None => (v.as_str(), None),
+                    };
+                    Predicate::TokenInValueSet {
+                        param: code.to_string(),
+                        url: url.to_string(),
+                        version,
+                        negate: m == "not-in",
+                    }
+                }
                 (SearchParamType::String, None) => Predicate::String {
                     param: code.to_string(),
                     value: normalize_string(v),
@@ -576,11 +718,13 @@ fn filters_for(
             any_of.push(p);
         }
     }
-    // `:not` with several values means none of them: AND of negations
-    if any_of
-        .iter()
-        .all(|p| matches!(p, Predicate::Token { negate: true, .. }))
-    {
+    // `:not` (and `:not-in`) with several values means none of them: AND of negations
+    if any_of.iter().all(|p| {
+        matches!(
+            p,
+            Predicate::Token { negate: true, .. } | Predicate::TokenInValueSet { negate: true, .. }
+        )
+    }) {
         Ok(Ok(any_of.into_iter().map(Filter::one).collect()))
     } else {
         Ok(Ok(vec![Filter { any_of }]))
@@ -623,8 +767,21 @@ fn parse_sort(resource_type: Option<&str>, value: &str) -> Result<Vec<SortKey>, 
 /// The `_cursor` of a next link: the plain store key when the search is unsorted, otherwise the last row's
 /// sort values and key as URL-safe base64 JSON. Opaque to clients.
 pub fn encode_cursor(c: &Cursor) -> String {
+    encode_page_cursor(c, false, false)
+}
+
+/// A cursor with its direction: forward from after the position (the plain form of [`encode_cursor`]), or
+/// `backward` (a `previous` link), `inclusive` of the position itself (the way back to a page reached from the
+/// other side). The direction is a third JSON element: `"b"`, `"bi"` or `"fi"`.
+pub fn encode_page_cursor(c: &Cursor, backward: bool, inclusive: bool) -> String {
     use base64::Engine;
-    if c.values.is_empty() {
+    let flag = match (backward, inclusive) {
+        (false, false) => None,
+        (false, true) => Some("fi"),
+        (true, false) => Some("b"),
+        (true, true) => Some("bi"),
+    };
+    if c.values.is_empty() && flag.is_none() {
         return c.pk.to_string();
     }
     let values: Vec<serde_json::Value> = c
@@ -637,17 +794,132 @@ pub fn encode_cursor(c: &Cursor) -> String {
             SortValue::Null => serde_json::Value::Null,
         })
         .collect();
-    let doc = serde_json::json!([c.pk, values]);
+    let doc = match flag {
+        Some(f) => serde_json::json!([c.pk, values, f]),
+        None => serde_json::json!([c.pk, values]),
+    };
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(doc.to_string())
 }
 
-fn decode_cursor(s: &str) -> Option<Cursor> {
+/// The `next` and `previous` cursors of a page, turning a backward page round into the query's order.
+///
+/// A page read forward from a cursor has a previous page: the rows up to that cursor (inclusive when the page
+/// itself excluded it). A page read backward has a next page from its cursor on, and a previous one when the
+/// store found more rows before it. The first page (no cursor) has no previous page.
+pub fn page_cursors(
+    q: &SearchQuery,
+    page: &mut continuum_store::SearchPage,
+) -> (Option<String>, Option<String>) {
+    if q.backward {
+        page.matches.reverse();
+        let previous = page
+            .next
+            .as_ref()
+            .map(|c| encode_page_cursor(c, true, false));
+        let next = q
+            .after
+            .as_ref()
+            .map(|c| encode_page_cursor(c, false, !q.inclusive));
+        (next, previous)
+    } else {
+        let next = page.next.as_ref().map(encode_cursor);
+        let previous = q
+            .after
+            .as_ref()
+            .map(|c| encode_page_cursor(c, true, !q.inclusive));
+        (next, previous)
+    }
+}
+
+/// Refuse (400) a search whose `:in`/`:not-in` names a ValueSet that is not stored here or that this server
+/// cannot expand from its own content, rather than answer it as an empty set. Looks inside chains and `_has`.
+pub fn check_value_sets(
+    q: &SearchQuery,
+    store: &dyn continuum_store::ResourceStore,
+) -> Result<(), CoreError> {
+    fn walk<'a>(filters: &'a [Filter], out: &mut Vec<(&'a str, Option<&'a str>, &'a str)>) {
+        fn one<'a>(p: &'a Predicate, out: &mut Vec<(&'a str, Option<&'a str>, &'a str)>) {
+            match p {
+                Predicate::TokenInValueSet {
+                    param,
+                    url,
+                    version,
+                    ..
+                } => out.push((url, version.as_deref(), param)),
+                Predicate::Chain { targets, .. } => {
+                    for (_, f) in targets {
+                        walk(f, out);
+                    }
+                }
+                Predicate::Has { filters, .. } => walk(filters, out),
+                Predicate::All(ps) | Predicate::Any(ps) => {
+                    for p in ps {
+                        one(p, out);
+                    }
+                }
+                _ => {}
+            }
+        }
+        for f in filters {
+            for p in &f.any_of {
+                one(p, out);
+            }
+        }
+    }
+    let mut wanted = Vec::new();
+    walk(&q.filters, &mut wanted);
+    for (url, version, param) in wanted {
+        let mut filters = vec![Filter::one(Predicate::Uri {
+            param: "url".into(),
+            value: url.to_string(),
+        })];
+        if let Some(v) = version {
+            filters.push(Filter::one(Predicate::Token {
+                param: "version".into(),
+                system: TokenSystem::Any,
+                code: v.to_string(),
+                negate: false,
+            }));
+        }
+        let found = store.search(&SearchQuery {
+            resource_type: Some("ValueSet".into()),
+            filters,
+            count: 20,
+            ..Default::default()
+        })?;
+        let named = match version {
+            Some(v) => format!("{url}|{v}"),
+            None => url.to_string(),
+        };
+        if found.matches.is_empty() {
+            return Err(bad(format!(
+                "{param}:in/:not-in: the ValueSet {named} is not stored on this server, so it cannot be expanded"
+            )));
+        }
+        for m in &found.matches {
+            let vs: serde_json::Value = serde_json::from_slice(&m.body)
+                .map_err(|e| CoreError::Internal(format!("stored ValueSet: {e}")))?;
+            if let Err(why) = continuum_fhir::index::value_set_expandable(&vs) {
+                return Err(bad(format!(
+                    "{param}:in/:not-in: the ValueSet {named} cannot be expanded: {why}"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn decode_cursor(s: &str) -> Option<(Cursor, bool, bool)> {
     use base64::Engine;
     if let Ok(pk) = s.parse::<i64>() {
-        return Some(Cursor {
-            pk,
-            values: Vec::new(),
-        });
+        return Some((
+            Cursor {
+                pk,
+                values: Vec::new(),
+            },
+            false,
+            false,
+        ));
     }
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(s)
@@ -666,7 +938,14 @@ fn decode_cursor(s: &str) -> Option<Cursor> {
             SortValue::Text(v.get("t")?.as_str()?.to_string())
         });
     }
-    Some(Cursor { pk, values })
+    let (backward, inclusive) = match doc.get(2).map(serde_json::Value::as_str) {
+        None => (false, false),
+        Some(Some("fi")) => (false, true),
+        Some(Some("b")) => (true, false),
+        Some(Some("bi")) => (true, true),
+        Some(_) => return None,
+    };
+    Some((Cursor { pk, values }, backward, inclusive))
 }
 
 #[cfg(test)]
@@ -770,6 +1049,58 @@ mod tests {
             );
             assert!(matches!(r, Err(CoreError::BadRequest(_))), "{q}");
         }
+    }
+
+    #[test]
+    fn cursors_carry_their_direction() {
+        let c = Cursor {
+            pk: 42,
+            values: vec![SortValue::Text("x".into()), SortValue::Null],
+        };
+        for (backward, inclusive) in [(false, false), (false, true), (true, false), (true, true)] {
+            let text = encode_page_cursor(&c, backward, inclusive);
+            assert_eq!(decode_cursor(&text), Some((c.clone(), backward, inclusive)));
+        }
+        let plain = Cursor {
+            pk: 9,
+            values: Vec::new(),
+        };
+        assert_eq!(encode_cursor(&plain), "9");
+        let back = encode_page_cursor(&plain, true, false);
+        assert_eq!(decode_cursor(&back), Some((plain, true, false)));
+    }
+
+    #[test]
+    fn composites_key_the_second_component_by_the_first() {
+        let p = parse_search(
+            Some("Observation"),
+            &pairs("component-code-value-quantity=http://loinc.org|8480-6$gt140,8462-4$lt90"),
+            Handling::Strict,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let any = &p.query.filters[0].any_of;
+        assert!(
+            matches!(&any[0], Predicate::Quantity { param, cmp: Comparator::Gt, value, .. }
+            if param == "component-code-value-quantity$shttp://loinc.org|8480-6" && *value == 140.0)
+        );
+        assert!(
+            matches!(&any[1], Predicate::Quantity { param, cmp: Comparator::Lt, .. }
+            if param == "component-code-value-quantity$c8462-4")
+        );
+        let bad = parse_search(
+            Some("Observation"),
+            &pairs("component-code-value-quantity=8480-6"),
+            Handling::Lenient,
+        );
+        assert!(matches!(bad, Err(CoreError::BadRequest(_))));
+    }
+
+    #[test]
+    fn raw_split_keeps_escapes() {
+        assert_eq!(
+            split_raw(r"a\$b$c\,d", '$'),
+            vec![r"a\$b".to_string(), r"c\,d".to_string()]
+        );
     }
 
     #[test]

@@ -126,6 +126,27 @@ pub fn page_links(
     params: &[(String, String)],
     next: Option<String>,
 ) -> Vec<(String, String)> {
+    links(path, params, next, None, false)
+}
+
+/// A searchset's links: `self`, `first` (the search without a cursor), `previous` on every page reached
+/// through a cursor (unless paging backwards reached the start), and `next` when there is a next page.
+pub fn search_links(
+    path: &str,
+    params: &[(String, String)],
+    next: Option<String>,
+    previous: Option<String>,
+) -> Vec<(String, String)> {
+    links(path, params, next, previous, true)
+}
+
+fn links(
+    path: &str,
+    params: &[(String, String)],
+    next: Option<String>,
+    previous: Option<String>,
+    first: bool,
+) -> Vec<(String, String)> {
     let keep: Vec<&(String, String)> = params.iter().filter(|(k, _)| k != "_cursor").collect();
     let encode = |extra: Option<&str>| {
         let mut ser = form_urlencoded::Serializer::new(String::new());
@@ -147,6 +168,12 @@ pub fn page_links(
         .find(|(k, _)| k == "_cursor")
         .map(|(_, v)| v.as_str());
     let mut links = vec![("self".to_string(), encode(cursor))];
+    if first {
+        links.push(("first".to_string(), encode(None)));
+    }
+    if let Some(p) = previous {
+        links.push(("previous".to_string(), encode(Some(&p))));
+    }
     if let Some(n) = next {
         links.push(("next".to_string(), encode(Some(&n))));
     }
@@ -182,5 +209,28 @@ mod tests {
         assert_eq!(v["entry"][0]["resource"]["id"], "1");
         assert_eq!(v["entry"][1]["response"]["status"], "200 OK");
         assert_eq!(v["link"][1]["url"], "http://x/fhir/Patient?_cursor=5");
+    }
+
+    #[test]
+    fn search_links_keep_other_parameters_and_replace_the_cursor() {
+        let params = vec![
+            ("code".to_string(), "a|b".to_string()),
+            ("_cursor".to_string(), "9".to_string()),
+        ];
+        let links = search_links(
+            "http://x/fhir/Observation",
+            &params,
+            Some("12".into()),
+            Some("p".into()),
+        );
+        let rels: Vec<&str> = links.iter().map(|(r, _)| r.as_str()).collect();
+        assert_eq!(rels, vec!["self", "first", "previous", "next"]);
+        assert_eq!(links[0].1, "http://x/fhir/Observation?code=a%7Cb&_cursor=9");
+        assert_eq!(links[1].1, "http://x/fhir/Observation?code=a%7Cb");
+        assert_eq!(links[2].1, "http://x/fhir/Observation?code=a%7Cb&_cursor=p");
+        assert_eq!(
+            links[3].1,
+            "http://x/fhir/Observation?code=a%7Cb&_cursor=12"
+        );
     }
 }

@@ -335,3 +335,40 @@ pub(crate) fn number_range(n: &Number) -> Option<(f64, f64, f64)> {
     let half = 0.5 * 10f64.powi(exp - decimals);
     Some((v, v - half, v + half))
 }
+
+/// The `:of-type` values of an Identifier node: one token per coding of `Identifier.type`, with the coding's
+/// system and `code|value` as the code (searched as `typesystem|code|value`). Other nodes add nothing.
+pub(crate) fn identifier_of_type(node: &Node<'_>, out: &mut Vec<IndexValue>) {
+    let m = model();
+    let is_identifier = node.ty.is_some_and(|t| m.get(t).code == "Identifier");
+    let (true, Val::Json(Value::Object(o))) = (is_identifier, node.val) else {
+        return;
+    };
+    let Some(value) = o
+        .get("value")
+        .and_then(Value::as_str)
+        .filter(|v| !v.is_empty())
+    else {
+        return;
+    };
+    let codings = o
+        .get("type")
+        .and_then(|t| t.get("coding"))
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_object);
+    for c in codings {
+        if let Some(code) = c
+            .get("code")
+            .and_then(Value::as_str)
+            .filter(|v| !v.is_empty())
+        {
+            out.push(token(
+                str_field(c, "system"),
+                &format!("{code}|{value}"),
+                None,
+            ));
+        }
+    }
+}

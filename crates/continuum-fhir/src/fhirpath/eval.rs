@@ -57,6 +57,22 @@ pub(crate) fn evaluate<'a>(expr: &'a Expr, resource: &'a Value, ty: TypeId) -> V
     cx.eval(expr, &[root])
 }
 
+/// Evaluate `expr` with `input` as the context (a composite's component, evaluated on one occurrence) and the
+/// resource (of type `ty`) as `%resource`.
+pub(crate) fn evaluate_on<'a>(
+    expr: &'a Expr,
+    resource: &'a Value,
+    ty: TypeId,
+    input: Node<'a>,
+) -> Vec<Node<'a>> {
+    let root = Node {
+        val: Val::Json(resource),
+        ty: Some(ty),
+    };
+    let cx = Cx { m: model(), root };
+    cx.eval(expr, &[input])
+}
+
 struct Cx<'a> {
     m: &'static Model,
     root: Node<'a>,

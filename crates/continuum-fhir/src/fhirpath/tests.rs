@@ -757,3 +757,149 @@ fn extraction_timing() {
         );
     }
 }
+
+fn quantity_value(v: &IndexValue) -> f64 {
+    match v {
+        IndexValue::Quantity { value, .. } => *value,
+        other => panic!("not a quantity: {other:?}"),
+    }
+}
+
+#[test]
+fn composites_pair_components_of_the_same_occurrence_only() {
+    use crate::index::{composite_code, CompositeKey};
+    let component = |code: &str, value: f64| {
+        json!({"code": {"coding": [{"system": "http://loinc.org", "code": code}]},
+               "valueQuantity": {"value": value, "system": UCUM, "code": "mm[Hg]"}})
+    };
+    let bp = json!({"resourceType": "Observation", "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "85354-9"}]},
+        "component": [component("8480-6", 150.0), component("8462-4", 85.0)]});
+    let key = |k| composite_code("component-code-value-quantity", k);
+    let systolic = values(
+        &bp,
+        &key(CompositeKey::SystemCode("http://loinc.org", "8480-6")),
+    );
+    assert_eq!(systolic.len(), 1);
+    assert!(close(quantity_value(&systolic[0]), 150.0));
+    let diastolic = values(&bp, &key(CompositeKey::Code("8462-4")));
+    assert_eq!(diastolic.len(), 1);
+    assert!(close(quantity_value(&diastolic[0]), 85.0));
+    // `system|` answers for both components; `|code` for neither (the codes have a system)
+    assert_eq!(
+        values(&bp, &key(CompositeKey::System("http://loinc.org"))).len(),
+        2
+    );
+    assert!(values(&bp, &key(CompositeKey::NoSystem("8480-6"))).is_empty());
+    // the panel code has no value: nothing for code-value-quantity
+    assert!(extract_all(&bp)
+        .iter()
+        .all(|e| !e.code.starts_with("code-value-quantity$")));
+    // combo covers the components too
+    assert_eq!(
+        values(
+            &bp,
+            &composite_code("combo-code-value-quantity", CompositeKey::Code("8480-6"))
+        )
+        .len(),
+        1
+    );
+}
+
+#[test]
+fn composite_component_types_follow_the_component_expressions() {
+    let r = registry();
+    let kinds = |ty: &str, code: &str| {
+        r.search_param(ty, code)
+            .and_then(composite_components)
+            .map(|k| k.to_vec())
+    };
+    use SearchParamType as T;
+    assert_eq!(
+        kinds("Observation", "code-value-quantity"),
+        Some(vec![T::Token, T::Quantity])
+    );
+    assert_eq!(
+        kinds("Observation", "code-value-date"),
+        Some(vec![T::Token, T::Date])
+    );
+    // R4 lists this one's component definitions crosswise: `code` is the token, `target` the reference
+    assert_eq!(
+        kinds("DocumentReference", "relationship"),
+        Some(vec![T::Token, T::Reference])
+    );
+    assert_eq!(
+        kinds("MolecularSequence", "chromosome-variant-coordinate"),
+        None
+    );
+    assert_eq!(kinds("Observation", "code"), None);
+    let supported = r
+        .search_params
+        .iter()
+        .filter(|p| p.kind == T::Composite && composite_components(p).is_some())
+        .count();
+    // 46 composites in R4, of which the four MolecularSequence coordinates have three components
+    assert_eq!(supported, 42);
+}
+
+#[test]
+fn identifiers_index_their_type_for_of_type() {
+    let p = json!({"resourceType": "Patient", "identifier": [
+        {"type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "MR"}]},
+         "system": "urn:x", "value": "123"},
+        {"system": "urn:y", "value": "456"}]});
+    assert_eq!(
+        values(&p, "identifier:of-type"),
+        vec![tok(
+            Some("http://terminology.hl7.org/CodeSystem/v2-0203"),
+            "MR|123",
+            None
+        )]
+    );
+}
+
+#[test]
+fn value_sets_index_their_own_expansion() {
+    use crate::index::{VS_CODE, VS_NOT_CODE, VS_SYSTEM, VS_UNEXPANDABLE};
+    let vs = json!({"resourceType": "ValueSet", "status": "active", "compose": {
+        "include": [{"system": "http://loinc.org", "concept": [{"code": "1-8"}, {"code": "2-6"}]},
+                    {"system": "http://snomed.info/sct"}],
+        "exclude": [{"system": "http://snomed.info/sct", "concept": [{"code": "9"}]}]}});
+    assert_eq!(
+        values(&vs, VS_CODE),
+        vec![
+            tok(Some("http://loinc.org"), "1-8", None),
+            tok(Some("http://loinc.org"), "2-6", None)
+        ]
+    );
+    assert_eq!(
+        values(&vs, VS_SYSTEM),
+        vec![IndexValue::Uri {
+            value: "http://snomed.info/sct".into()
+        }]
+    );
+    assert_eq!(
+        values(&vs, VS_NOT_CODE),
+        vec![tok(Some("http://snomed.info/sct"), "9", None)]
+    );
+    assert!(values(&vs, VS_UNEXPANDABLE).is_empty());
+    // a filter needs a terminology service, unless a complete expansion is stored
+    let mut filtered = json!({"resourceType": "ValueSet", "status": "active", "compose": {
+        "include": [{"system": "http://snomed.info/sct",
+                     "filter": [{"property": "concept", "op": "is-a", "value": "1"}]}]}});
+    assert_eq!(values(&filtered, VS_UNEXPANDABLE).len(), 1);
+    assert!(values(&filtered, VS_SYSTEM).is_empty());
+    assert!(crate::index::value_set_expandable(&filtered)
+        .unwrap_err()
+        .contains("filter"));
+    filtered["expansion"] = json!({"timestamp": "2025-01-01", "total": 1,
+        "contains": [{"system": "http://snomed.info/sct", "code": "2"}]});
+    assert!(values(&filtered, VS_UNEXPANDABLE).is_empty());
+    assert_eq!(
+        values(&filtered, VS_CODE),
+        vec![tok(Some("http://snomed.info/sct"), "2", None)]
+    );
+    // a paged expansion is incomplete
+    filtered["expansion"]["total"] = json!(40);
+    assert_eq!(values(&filtered, VS_UNEXPANDABLE).len(), 1);
+}

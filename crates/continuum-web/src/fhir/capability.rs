@@ -19,6 +19,16 @@ fn searchable(kind: SearchParamType) -> bool {
     )
 }
 
+/// The search modifiers and forms the parser accepts, by parameter type (R4 has no structured element for
+/// them). Token `:above`/`:below` (subsumption) need a terminology service and are not offered.
+const MODIFIERS: &str = "Search modifiers: string :exact, :contains; token :not, :text, :in, :not-in \
+(ValueSets stored on this server, expanded from compose concepts and whole-system includes or a complete \
+expansion), :of-type (Identifier type system|code|value); reference :[type], :identifier, chains and _has; uri \
+:above, :below; every type :missing (except composites). Prefixes eq, ne, gt, lt, ge, le, sa, eb, ap on \
+number, date and quantity values, also on the second component of a composite (code$value: token with \
+token, quantity, date, string, reference, number or uri). Paging: next, previous and first links (keyset \
+cursors).";
+
 fn type_name(kind: SearchParamType) -> &'static str {
     match kind {
         SearchParamType::Number => "number",
@@ -84,7 +94,9 @@ fn build() -> Value {
                 json!({"name": "_lastUpdated", "definition": "http://hl7.org/fhir/SearchParameter/Resource-lastUpdated", "type": "date"}),
             ];
             for p in reg.search_params_for(ty) {
-                if p.code.starts_with('_') || !searchable(p.kind) {
+                let composite = p.kind == SearchParamType::Composite
+                    && continuum_fhir::fhirpath::composite_components(p).is_some();
+                if p.code.starts_with('_') || !(searchable(p.kind) || composite) {
                     continue;
                 }
                 let Some(expr) = &p.expression else { continue };
@@ -166,6 +178,7 @@ fn build() -> Value {
                 }],
                 "description": "Bearer tokens: SMART on FHIR access tokens (authorization code with PKCE, backend services with private_key_jwt) or API tokens issued by an administrator."
             },
+            "documentation": MODIFIERS,
             "resource": resources,
             "interaction": [
                 {"code": "transaction"}, {"code": "batch"}, {"code": "search-system"}, {"code": "history-system"}

@@ -1,0 +1,816 @@
+//! The rest of R4 search over HTTP, on SQLite and PostgreSQL: composite parameters (both components on the
+//! same repeating element), token `:of-type`, `:in`/`:not-in` (ValueSets stored here), `:identifier`, and
+//! paging backwards (`previous`/`first` links). Expected results are worked out by hand from the R4 search
+//! rules (https://hl7.org/fhir/R4/search.html), never copied from the server's output.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::TestApp;
+use serde_json::{json, Value};
+
+const LOINC: &str = "http://loinc.org";
+const SNOMED: &str = "http://snomed.info/sct";
+const UCUM: &str = "http://unitsofmeasure.org";
+const V2_0203: &str = "http://terminology.hl7.org/CodeSystem/v2-0203";
+
+async fn put(app: &TestApp, v: Value) {
+    let path = format!(
+        "{}/{}",
+        v["resourceType"].as_str().unwrap(),
+        v["id"].as_str().unwrap()
+    );
+    let (s, body) = app.put(&path, &v).await;
+    assert!(s == 201 || s == 200, "{path}: {s} {body}");
+}
+
+/// The ids of the matches, sorted (outcome entries left out).
+async fn ids(app: &TestApp, query: &str) -> Vec<String> {
+    let (s, b) = app.get(query).await;
+    assert_eq!(s, 200, "{query}: {b}");
+    let mut out = page_ids(&b);
+    out.sort();
+    out
+}
+
+/// The ids of a page's matches, in the page's order.
+fn page_ids(b: &Value) -> Vec<String> {
+    b["entry"]
+        .as_array()
+        .map(|es| {
+            es.iter()
+                .filter(|e| e["search"]["mode"] == "match")
+                .map(|e| e["resource"]["id"].as_str().unwrap().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn v(items: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = items.iter().map(|s| s.to_string()).collect();
+    v.sort();
+    v
+}
+
+fn coding(system: &str, code: &str) -> Value {
+    json!({"coding": [{"system": system, "code": code}]})
+}
+
+fn observation(id: &str, code: &str) -> Value {
+    json!({"resourceType": "Observation", "id": id, "status": "final",
+           "code": coding(LOINC, code), "subject": {"reference": "Patient/p1"}})
+}
+
+fn mmhg(value: f64) -> Value {
+    json!({"value": value, "unit": "mmHg", "system": UCUM, "code": "mm[Hg]"})
+}
+
+fn blood_pressure(id: &str, systolic: f64, diastolic: f64) -> Value {
+    let mut o = observation(id, "85354-9");
+    o["component"] = json!([
+        {"code": coding(LOINC, "8480-6"), "valueQuantity": mmhg(systolic)},
+        {"code": coding(LOINC, "8462-4"), "valueQuantity": mmhg(diastolic)}
+    ]);
+    o
+}
+
+/// Synthetic observations of every value type a composite pairs with a code.
+async fn observations(app: &TestApp) {
+    put(
+        app,
+        json!({"resourceType": "Patient", "id": "p1", "name": [{"family": "Synthetic"}]}),
+    )
+    .await;
+    put(app, blood_pressure("bp-high-sys", 150.0, 85.0)).await;
+    put(app, blood_pressure("bp-high-dia", 120.0, 95.0)).await;
+    let mut weight = observation("weight", "29463-7");
+    weight["valueQuantity"] = json!({"value": 80, "unit": "kg", "system": UCUM, "code": "kg"});
+    put(app, weight).await;
+    for (id, snomed) in [("ex-smoker", "8517006"), ("never-smoker", "266919005")] {
+        let mut o = observation(id, "72166-2");
+        o["valueCodeableConcept"] = coding(SNOMED, snomed);
+        put(app, o).await;
+    }
+    let mut dated = observation("dated", "21112-8");
+    dated["valueDateTime"] = json!("2024-05-01");
+    put(app, dated).await;
+    let mut note = observation("note", "8251-1");
+    note["valueString"] = json!("Synthetic remark");
+    put(app, note).await;
+    let mut price = observation("price", "8251-1");
+    price["valueString"] = json!("Price $5, or more");
+    put(app, price).await;
+}
+
+async fn composite_quantities_stay_on_one_component(app: &TestApp) {
+    observations(app).await;
+    // systolic 150 > 140 in the same component
+    assert_eq!(
+        ids(
+            app,
+            "Observation?component-code-value-quantity=http://loinc.org|8480-6$gt140"
+        )
+        .await,
+        v(&["bp-high-sys"])
+    );
+    // bp-high-sys has a value below 100 (diastolic 85), but not on its systolic component
+    assert!(ids(
+        app,
+        "Observation?component-code-value-quantity=8480-6$lt100"
+    )
+    .await
+    .is_empty());
+    assert_eq!(
+        ids(app, "Observation?component-code-value-quantity=8462-4$gt90").await,
+        v(&["bp-high-dia"])
+    );
+    // OR within a parameter, AND across repeats (each on its own component)
+    assert_eq!(
+        ids(
+            app,
+            "Observation?component-code-value-quantity=8462-4$gt90,8480-6$gt140"
+        )
+        .await,
+        v(&["bp-high-dia", "bp-high-sys"])
+    );
+    assert_eq!(
+        ids(
+            app,
+            "Observation?component-code-value-quantity=8480-6$gt140&component-code-value-quantity=8462-4$lt90"
+        )
+        .await,
+        v(&["bp-high-sys"])
+    );
+    assert!(ids(
+        app,
+        "Observation?component-code-value-quantity=8480-6$gt140&component-code-value-quantity=8462-4$gt90"
+    )
+    .await
+    .is_empty());
+    // units on the second component: value|system|code
+    assert_eq!(
+        ids(
+            app,
+            "Observation?component-code-value-quantity=8480-6$150|http://unitsofmeasure.org|mm[Hg]"
+        )
+        .await,
+        v(&["bp-high-sys"])
+    );
+    assert!(ids(
+        app,
+        "Observation?component-code-value-quantity=8480-6$150|http://unitsofmeasure.org|kg"
+    )
+    .await
+    .is_empty());
+    // a code in another system, or without a system, is another token
+    assert!(ids(
+        app,
+        "Observation?component-code-value-quantity=http://snomed.info/sct|8480-6$150"
+    )
+    .await
+    .is_empty());
+    assert!(
+        ids(app, "Observation?component-code-value-quantity=|8480-6$150")
+            .await
+            .is_empty()
+    );
+    // system| : any code of the system
+    assert_eq!(
+        ids(
+            app,
+            "Observation?component-code-value-quantity=http://loinc.org|$ge95"
+        )
+        .await,
+        v(&["bp-high-dia", "bp-high-sys"])
+    );
+    // code-value-quantity is Observation.code with Observation.value; the panel itself has no value
+    assert_eq!(
+        ids(
+            app,
+            "Observation?code-value-quantity=http://loinc.org|29463-7$ge80"
+        )
+        .await,
+        v(&["weight"])
+    );
+    assert!(ids(app, "Observation?code-value-quantity=29463-7$gt80")
+        .await
+        .is_empty());
+    // 80 means [79.5, 80.5)
+    assert_eq!(
+        ids(app, "Observation?code-value-quantity=29463-7$80").await,
+        v(&["weight"])
+    );
+    assert!(ids(app, "Observation?code-value-quantity=85354-9$ge0")
+        .await
+        .is_empty());
+    assert!(ids(app, "Observation?code-value-quantity=8480-6$150")
+        .await
+        .is_empty());
+    // combo: the observation's own code and value, or a component's
+    assert_eq!(
+        ids(app, "Observation?combo-code-value-quantity=8480-6$150").await,
+        v(&["bp-high-sys"])
+    );
+    assert_eq!(
+        ids(app, "Observation?combo-code-value-quantity=29463-7$80").await,
+        v(&["weight"])
+    );
+    assert!(ids(app, "Observation?combo-code-value-quantity=8462-4$150")
+        .await
+        .is_empty());
+    // an update re-indexes the pairs
+    put(app, blood_pressure("bp-high-sys", 118.0, 85.0)).await;
+    assert!(ids(
+        app,
+        "Observation?component-code-value-quantity=8480-6$gt140"
+    )
+    .await
+    .is_empty());
+}
+
+async fn composite_concepts_dates_strings_and_references(app: &TestApp) {
+    observations(app).await;
+    assert_eq!(
+        ids(
+            app,
+            "Observation?code-value-concept=http://loinc.org|72166-2$http://snomed.info/sct|8517006"
+        )
+        .await,
+        v(&["ex-smoker"])
+    );
+    assert_eq!(
+        ids(app, "Observation?code-value-concept=72166-2$266919005").await,
+        v(&["never-smoker"])
+    );
+    assert_eq!(
+        ids(
+            app,
+            "Observation?code-value-concept=72166-2$8517006,72166-2$266919005"
+        )
+        .await,
+        v(&["ex-smoker", "never-smoker"])
+    );
+    // the right code in the wrong system
+    assert!(ids(
+        app,
+        "Observation?code-value-concept=72166-2$http://loinc.org|8517006"
+    )
+    .await
+    .is_empty());
+    // the value of another observation's code
+    assert!(ids(app, "Observation?code-value-concept=8251-1$8517006")
+        .await
+        .is_empty());
+    // combo-code-value-concept covers Observation.value as well
+    assert_eq!(
+        ids(app, "Observation?combo-code-value-concept=72166-2$8517006").await,
+        v(&["ex-smoker"])
+    );
+    // dates: 2024-05-01 lies within 2024 and 2024-05, after 2024-04, not before 2024
+    for (q, expect) in [
+        ("21112-8$2024", true),
+        ("21112-8$2024-05", true),
+        ("21112-8$ge2024-05", true),
+        ("21112-8$gt2024-04", true),
+        ("21112-8$lt2024", false),
+        ("21112-8$2024-06", false),
+        ("72166-2$2024", false),
+    ] {
+        let got = ids(app, &format!("Observation?code-value-date={q}")).await;
+        let want = if expect { v(&["dated"]) } else { Vec::new() };
+        assert_eq!(got, want, "code-value-date={q}");
+    }
+    // strings: starts with, case and accents folded
+    assert_eq!(
+        ids(app, "Observation?code-value-string=8251-1$SYNTH").await,
+        v(&["note"])
+    );
+    assert!(ids(app, "Observation?code-value-string=8251-1$remark")
+        .await
+        .is_empty());
+    // escaped $ and , inside a component: `price \$5\, or` is the text "price $5, or"
+    assert_eq!(
+        ids(
+            app,
+            "Observation?code-value-string=8251-1$price%20%5C%245%5C%2C%20or"
+        )
+        .await,
+        v(&["price"])
+    );
+
+    // Group characteristic-value: code and value of the same characteristic
+    put(app, json!({"resourceType": "Group", "id": "g1", "type": "person", "actual": true,
+        "characteristic": [
+            {"code": coding("http://example.org/fhir/CodeSystem/trait", "sex"),
+             "valueCodeableConcept": coding("http://hl7.org/fhir/administrative-gender", "female"), "exclude": false},
+            {"code": coding("http://example.org/fhir/CodeSystem/trait", "age-band"),
+             "valueCodeableConcept": coding("http://example.org/fhir/CodeSystem/band", "adult"), "exclude": false}
+        ]})).await;
+    assert_eq!(
+        ids(app, "Group?characteristic-value=sex$female").await,
+        v(&["g1"])
+    );
+    assert_eq!(
+        ids(
+            app,
+            "Group?characteristic-value=http://example.org/fhir/CodeSystem/trait|age-band$adult"
+        )
+        .await,
+        v(&["g1"])
+    );
+    assert!(ids(app, "Group?characteristic-value=sex$adult")
+        .await
+        .is_empty());
+
+    // DocumentReference relationship: relatesTo.code with relatesTo.target (token, then reference)
+    let doc = |id: &str| {
+        json!({"resourceType": "DocumentReference", "id": id, "status": "current",
+               "content": [{"attachment": {"contentType": "text/plain", "data": "U3ludGhldGlj"}}]})
+    };
+    put(app, doc("d1")).await;
+    put(app, doc("d2")).await;
+    let mut d3 = doc("d3");
+    d3["relatesTo"] = json!([
+        {"code": "replaces", "target": {"reference": "DocumentReference/d1"}},
+        {"code": "appends", "target": {"reference": "DocumentReference/d2"}}
+    ]);
+    put(app, d3).await;
+    assert_eq!(
+        ids(
+            app,
+            "DocumentReference?relationship=replaces$DocumentReference/d1"
+        )
+        .await,
+        v(&["d3"])
+    );
+    assert!(ids(
+        app,
+        "DocumentReference?relationship=replaces$DocumentReference/d2"
+    )
+    .await
+    .is_empty());
+
+    // useContext: context-type-quantity and context-type-value on a conformance resource
+    put(app, json!({"resourceType": "ValueSet", "id": "ctx", "url": "http://example.org/fhir/ValueSet/ctx",
+        "status": "active",
+        "useContext": [
+            {"code": {"system": "http://terminology.hl7.org/CodeSystem/usage-context-type", "code": "age"},
+             "valueQuantity": {"value": 30, "unit": "a", "system": UCUM, "code": "a"}},
+            {"code": {"system": "http://terminology.hl7.org/CodeSystem/usage-context-type", "code": "focus"},
+             "valueCodeableConcept": coding(SNOMED, "38341003")}
+        ]})).await;
+    assert_eq!(
+        ids(app, "ValueSet?context-type-quantity=age$gt18").await,
+        v(&["ctx"])
+    );
+    assert!(ids(app, "ValueSet?context-type-quantity=focus$gt18")
+        .await
+        .is_empty());
+    assert_eq!(
+        ids(app, "ValueSet?context-type-value=focus$38341003").await,
+        v(&["ctx"])
+    );
+    assert!(ids(app, "ValueSet?context-type-value=age$38341003")
+        .await
+        .is_empty());
+}
+
+async fn composite_errors(app: &TestApp) {
+    observations(app).await;
+    for q in [
+        "Observation?component-code-value-quantity=8480-6",
+        "Observation?component-code-value-quantity=8480-6$gt1$2",
+        "Observation?component-code-value-quantity=8480-6$high",
+        "Observation?code-value-date=21112-8$May",
+        "Observation?component-code-value-quantity=$140",
+    ] {
+        let (s, b) = app.get(q).await;
+        assert_eq!(s, 400, "{q}: {b}");
+        assert_eq!(b["resourceType"], "OperationOutcome", "{q}");
+    }
+    // three-component MolecularSequence coordinates are not supported: refused when strict, else a warning
+    let q = "MolecularSequence?chromosome-variant-coordinate=1$gt123$lt345";
+    let r = app
+        .client
+        .get(app.url(q))
+        .header("prefer", "handling=strict")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let (s, b) = app.get(q).await;
+    assert_eq!(s, 200);
+    assert!(b["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["search"]["mode"] == "outcome"));
+    // the CapabilityStatement lists the supported composites and leaves that one out
+    let (_, cs) = app.get("metadata").await;
+    let params = |ty: &str| -> Vec<String> {
+        cs["rest"][0]["resource"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["type"] == ty)
+            .unwrap()["searchParam"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let obs = params("Observation");
+    for p in [
+        "code-value-quantity",
+        "component-code-value-quantity",
+        "combo-code-value-quantity",
+        "code-value-concept",
+        "code-value-date",
+        "code-value-string",
+    ] {
+        assert!(obs.contains(&p.to_string()), "{p}");
+    }
+    assert!(!params("MolecularSequence").contains(&"chromosome-variant-coordinate".to_string()));
+}
+
+async fn identifier_of_type(app: &TestApp) {
+    put(app, json!({"resourceType": "Patient", "id": "typed", "identifier": [
+        {"type": coding(V2_0203, "MR"), "system": "urn:oid:2.16.840.1.113883.19.5", "value": "MRN-12345"},
+        {"type": coding(V2_0203, "DL"), "system": "urn:continuum:synthetic:dl", "value": "DL-777"}
+    ]})).await;
+    put(
+        app,
+        json!({"resourceType": "Patient", "id": "untyped", "identifier": [
+            {"system": "urn:oid:2.16.840.1.113883.19.5", "value": "MRN-12345"}
+        ]}),
+    )
+    .await;
+    assert_eq!(
+        ids(
+            app,
+            "Patient?identifier:of-type=http://terminology.hl7.org/CodeSystem/v2-0203|MR|MRN-12345"
+        )
+        .await,
+        v(&["typed"])
+    );
+    // type and value of different identifiers do not combine
+    assert!(ids(
+        app,
+        "Patient?identifier:of-type=http://terminology.hl7.org/CodeSystem/v2-0203|DL|MRN-12345"
+    )
+    .await
+    .is_empty());
+    assert!(ids(
+        app,
+        "Patient?identifier:of-type=http://example.org/other|MR|MRN-12345"
+    )
+    .await
+    .is_empty());
+    assert!(ids(
+        app,
+        "Patient?identifier:of-type=http://terminology.hl7.org/CodeSystem/v2-0203|MR|MRN-1234"
+    )
+    .await
+    .is_empty());
+    // the plain token search still finds both
+    assert_eq!(
+        ids(app, "Patient?identifier=MRN-12345").await,
+        v(&["typed", "untyped"])
+    );
+    for bad in ["MR|MRN-12345", "http://x||MRN-1", "http://x|MR|"] {
+        let (s, b) = app.get(&format!("Patient?identifier:of-type={bad}")).await;
+        assert_eq!(s, 400, "{bad}: {b}");
+    }
+    // :identifier on a reference (Reference.identifier)
+    let mut o = observation("by-identifier", "8867-4");
+    o["subject"] =
+        json!({"identifier": {"system": "urn:oid:2.16.840.1.113883.19.5", "value": "MRN-12345"}});
+    put(app, o).await;
+    assert_eq!(
+        ids(
+            app,
+            "Observation?subject:identifier=urn:oid:2.16.840.1.113883.19.5|MRN-12345"
+        )
+        .await,
+        v(&["by-identifier"])
+    );
+    assert!(
+        ids(app, "Observation?subject:identifier=urn:other|MRN-12345")
+            .await
+            .is_empty()
+    );
+}
+
+async fn token_in_and_not_in_value_sets(app: &TestApp) {
+    observations(app).await;
+    let vs = |id: &str, url: &str, body: Value| {
+        let mut v = json!({"resourceType": "ValueSet", "id": id, "url": url, "status": "active"});
+        for (k, x) in body.as_object().unwrap() {
+            v[k] = x.clone();
+        }
+        v
+    };
+    put(
+        app,
+        vs(
+            "bp",
+            "http://example.org/fhir/ValueSet/bp",
+            json!({"version": "1.0",
+        "compose": {"include": [{"system": LOINC, "concept": [
+            {"code": "85354-9"}, {"code": "8480-6"}, {"code": "8462-4"}]}]}}),
+        ),
+    )
+    .await;
+    put(
+        app,
+        vs(
+            "snomed-but-never",
+            "http://example.org/fhir/ValueSet/snomed-but-never",
+            json!({
+        "compose": {"include": [{"system": SNOMED}],
+                    "exclude": [{"system": SNOMED, "concept": [{"code": "266919005"}]}]}}),
+        ),
+    )
+    .await;
+    put(app, vs("expanded", "http://example.org/fhir/ValueSet/expanded", json!({
+        "expansion": {"timestamp": "2025-01-01T00:00:00Z",
+                      "contains": [{"system": LOINC, "code": "29463-7", "display": "Body weight"}]}}))).await;
+    put(
+        app,
+        vs(
+            "filtered",
+            "http://example.org/fhir/ValueSet/filtered",
+            json!({
+        "compose": {"include": [{"system": SNOMED,
+            "filter": [{"property": "concept", "op": "is-a", "value": "365980008"}]}]}}),
+        ),
+    )
+    .await;
+    put(
+        app,
+        vs(
+            "wrong-system",
+            "http://example.org/fhir/ValueSet/wrong-system",
+            json!({
+        "compose": {"include": [{"system": SNOMED, "concept": [{"code": "85354-9"}]}]}}),
+        ),
+    )
+    .await;
+
+    let bp = "http://example.org/fhir/ValueSet/bp";
+    assert_eq!(
+        ids(app, &format!("Observation?code:in={bp}")).await,
+        v(&["bp-high-dia", "bp-high-sys"])
+    );
+    assert_eq!(
+        ids(app, &format!("Observation?code:in={bp}|1.0")).await,
+        v(&["bp-high-dia", "bp-high-sys"])
+    );
+    // component-code reaches the component codes
+    assert_eq!(
+        ids(app, &format!("Observation?component-code:in={bp}")).await,
+        v(&["bp-high-dia", "bp-high-sys"])
+    );
+    // the same code in another system is not in the set
+    assert!(ids(
+        app,
+        "Observation?code:in=http://example.org/fhir/ValueSet/wrong-system"
+    )
+    .await
+    .is_empty());
+    // a whole system minus an excluded concept
+    assert_eq!(
+        ids(
+            app,
+            "Observation?value-concept:in=http://example.org/fhir/ValueSet/snomed-but-never"
+        )
+        .await,
+        v(&["ex-smoker"])
+    );
+    // an expansion stored in the ValueSet
+    assert_eq!(
+        ids(
+            app,
+            "Observation?code:in=http://example.org/fhir/ValueSet/expanded"
+        )
+        .await,
+        v(&["weight"])
+    );
+    // :not-in: every observation without a code in the set; with several sets, in none of them
+    assert_eq!(
+        ids(app, &format!("Observation?code:not-in={bp}")).await,
+        v(&[
+            "weight",
+            "ex-smoker",
+            "never-smoker",
+            "dated",
+            "note",
+            "price"
+        ])
+    );
+    assert_eq!(
+        ids(
+            app,
+            &format!("Observation?code:not-in={bp},http://example.org/fhir/ValueSet/expanded")
+        )
+        .await,
+        v(&["ex-smoker", "never-smoker", "dated", "note", "price"])
+    );
+    assert_eq!(
+        ids(
+            app,
+            &format!("Observation?code:in={bp},http://example.org/fhir/ValueSet/expanded")
+        )
+        .await,
+        v(&["bp-high-dia", "bp-high-sys", "weight"])
+    );
+    // inside a chain
+    put(
+        app,
+        json!({"resourceType": "DiagnosticReport", "id": "dr1", "status": "final",
+        "code": coding(LOINC, "55284-4"), "result": [{"reference": "Observation/bp-high-sys"}]}),
+    )
+    .await;
+    assert_eq!(
+        ids(app, &format!("DiagnosticReport?result.code:in={bp}")).await,
+        v(&["dr1"])
+    );
+    // the set is expanded at search time: a changed ValueSet changes the answer at once
+    put(
+        app,
+        vs(
+            "bp",
+            bp,
+            json!({"version": "1.0",
+        "compose": {"include": [{"system": LOINC, "concept": [{"code": "8480-6"}]}]}}),
+        ),
+    )
+    .await;
+    assert!(ids(app, &format!("Observation?code:in={bp}"))
+        .await
+        .is_empty());
+    assert_eq!(
+        ids(app, &format!("Observation?component-code:in={bp}")).await,
+        v(&["bp-high-dia", "bp-high-sys"])
+    );
+
+    // sets this server cannot expand are refused with a clear OperationOutcome
+    for (q, says) in [
+        (
+            "Observation?code:in=http://example.org/fhir/ValueSet/filtered".to_string(),
+            "filter",
+        ),
+        (
+            "Observation?code:not-in=http://example.org/fhir/ValueSet/filtered".to_string(),
+            "filter",
+        ),
+        (
+            "Observation?code:in=http://example.org/fhir/ValueSet/unknown".to_string(),
+            "not stored",
+        ),
+        (format!("Observation?code:in={bp}|2.0"), "not stored"),
+        (
+            "DiagnosticReport?result.code:in=http://example.org/fhir/ValueSet/unknown".to_string(),
+            "not stored",
+        ),
+    ] {
+        let (s, b) = app.get(&q).await;
+        assert_eq!(s, 400, "{q}: {b}");
+        assert_eq!(b["resourceType"], "OperationOutcome");
+        let text = b["issue"][0]["diagnostics"].as_str().unwrap_or_default();
+        assert!(text.contains(says), "{q}: {text}");
+    }
+}
+
+/// Follow `rel` links from `start`, collecting each page's ids, until there is no such link.
+async fn walk(app: &TestApp, start: &str, rel: &str) -> (Vec<Vec<String>>, Vec<Value>) {
+    let mut url = start.to_string();
+    let mut pages = Vec::new();
+    let mut bundles = Vec::new();
+    loop {
+        let (s, b) = common::status_json(app.client.get(&url).send().await.unwrap()).await;
+        assert_eq!(s, 200, "{url}: {b}");
+        pages.push(page_ids(&b));
+        let next = link(&b, rel);
+        bundles.push(b);
+        match next {
+            Some(u) => url = u,
+            None => break,
+        }
+        assert!(pages.len() < 50, "paging does not end");
+    }
+    (pages, bundles)
+}
+
+fn link(b: &Value, rel: &str) -> Option<String> {
+    b["link"]
+        .as_array()?
+        .iter()
+        .find(|l| l["relation"] == rel)
+        .map(|l| l["url"].as_str().unwrap().to_string())
+}
+
+fn person(id: &str, birth: Option<&str>) -> Value {
+    let mut p = json!({"resourceType": "Patient", "id": id, "name": [{"family": "Pager"}]});
+    if let Some(b) = birth {
+        p["birthDate"] = json!(b);
+    }
+    p
+}
+
+async fn paging_backwards(app: &TestApp) {
+    for i in 1..=7 {
+        put(app, person(&format!("p{i}"), None)).await;
+    }
+    // store order, three a page: p1-p3, p4-p6, p7
+    let (forward, bundles) = walk(app, &app.url("Patient?family=pager&_count=3"), "next").await;
+    let expect = |pages: &[&[&str]]| -> Vec<Vec<String>> {
+        pages
+            .iter()
+            .map(|p| p.iter().map(|s| s.to_string()).collect())
+            .collect()
+    };
+    assert_eq!(
+        forward,
+        expect(&[&["p1", "p2", "p3"], &["p4", "p5", "p6"], &["p7"]])
+    );
+    assert!(
+        link(&bundles[0], "previous").is_none(),
+        "the first page has no previous page"
+    );
+    assert!(link(&bundles[1], "previous").is_some());
+    assert!(link(&bundles[2], "previous").is_some());
+    for b in &bundles {
+        assert_eq!(
+            link(b, "first").as_deref(),
+            Some(app.url("Patient?family=pager&_count=3").as_str())
+        );
+    }
+    // new data arrives while the client reads the last page
+    put(app, person("p8", None)).await;
+    let last = link(&bundles[2], "self").unwrap();
+    let (backward, back_bundles) = walk(app, &last, "previous").await;
+    assert_eq!(
+        backward,
+        expect(&[&["p7", "p8"], &["p4", "p5", "p6"], &["p1", "p2", "p3"]]),
+        "the self link of the last page now shows the new resource; the earlier pages are unchanged"
+    );
+    assert!(link(back_bundles.last().unwrap(), "previous").is_none());
+    // and forward again from the first page reached backwards
+    let again = link(back_bundles.last().unwrap(), "next").unwrap();
+    let (forward_again, _) = walk(app, &again, "next").await;
+    assert_eq!(forward_again, expect(&[&["p4", "p5", "p6"], &["p7", "p8"]]));
+}
+
+async fn paging_backwards_when_sorted(app: &TestApp) {
+    // birth dates with two missing: ascending order b1 < b2 = b2b < b3 < b4, then the missing ones by store order
+    for (id, birth) in [
+        ("m1", None),
+        ("b3", Some("1990-03-01")),
+        ("b1", Some("1970-01-01")),
+        ("b2", Some("1980-06-15")),
+        ("m2", None),
+        ("b4", Some("2001-12-31")),
+        ("b2b", Some("1980-06-15")),
+    ] {
+        put(app, person(id, birth)).await;
+    }
+    let all_asc = ["b1", "b2", "b2b", "b3", "b4", "m1", "m2"];
+    let all_desc = ["b4", "b3", "b2", "b2b", "b1", "m1", "m2"];
+    for (sort, order) in [("birthdate", all_asc), ("-birthdate", all_desc)] {
+        for count in [1usize, 2, 3] {
+            let start = app.url(&format!("Patient?family=pager&_sort={sort}&_count={count}"));
+            let (forward, bundles) = walk(app, &start, "next").await;
+            let flat: Vec<String> = forward.iter().flatten().cloned().collect();
+            assert_eq!(flat, order.to_vec(), "_sort={sort}&_count={count}");
+            // back from the last page: the same pages in reverse
+            let last = link(bundles.last().unwrap(), "self").unwrap();
+            let (mut backward, _) = walk(app, &last, "previous").await;
+            backward.reverse();
+            assert_eq!(backward, forward, "_sort={sort}&_count={count}");
+            // from the middle: previous then next gives the same page back
+            if bundles.len() > 2 {
+                let prev = link(&bundles[2], "previous").unwrap();
+                let (s, b) = common::status_json(app.client.get(&prev).send().await.unwrap()).await;
+                assert_eq!(s, 200);
+                assert_eq!(page_ids(&b), forward[1]);
+                let next = link(&b, "next").unwrap();
+                let (_, b) = common::status_json(app.client.get(&next).send().await.unwrap()).await;
+                assert_eq!(page_ids(&b), forward[2]);
+            }
+        }
+    }
+    let (s, _) = app.get("Patient?_cursor=WzEsW10sInNpZGV3YXlzIl0").await;
+    assert_eq!(s, 400, "an unknown direction is an invalid cursor");
+}
+
+on_both_backends!(
+    composite_quantities_stay_on_one_component,
+    composite_concepts_dates_strings_and_references,
+    composite_errors,
+    identifier_of_type,
+    token_in_and_not_in_value_sets,
+    paging_backwards,
+    paging_backwards_when_sorted,
+);
