@@ -36,7 +36,11 @@ pub fn extract_all(resource: &Value) -> Vec<IndexEntry> {
     let mut extra = Vec::new();
     for p in &plan.params {
         let mut of_type = Vec::new();
-        for value in param_values(p, resource, plan.ty, Some(&mut of_type)) {
+        let values = param_values(p, resource, plan.ty, Some(&mut of_type));
+        if p.kind == SearchParamType::Quantity {
+            push_ucum(&p.code, &values, &mut extra);
+        }
+        for value in values {
             out.push(IndexEntry {
                 code: p.code.clone(),
                 value,
@@ -44,7 +48,7 @@ pub fn extract_all(resource: &Value) -> Vec<IndexEntry> {
         }
         if !of_type.is_empty() {
             let code = of_type_code(&p.code);
-            extra.extend(of_type.into_iter().map(|value| IndexEntry {
+            extra.extend(dedup(of_type).into_iter().map(|value| IndexEntry {
                 code: code.clone(),
                 value,
             }));
@@ -53,9 +57,38 @@ pub fn extract_all(resource: &Value) -> Vec<IndexEntry> {
     for c in &plan.composites {
         composite_entries(c, resource, plan.ty, &mut extra);
     }
-    extra.extend(crate::index::value_set_entries(resource));
-    out.extend(dedup_entries(extra));
+    // a ValueSet may list a concept twice; per code, like every parameter's values
+    let mut by_code: Vec<(String, Vec<IndexValue>)> = Vec::new();
+    for e in crate::index::value_set_entries(resource) {
+        match by_code.iter_mut().find(|(c, _)| *c == e.code) {
+            Some((_, values)) => values.push(e.value),
+            None => by_code.push((e.code, vec![e.value])),
+        }
+    }
+    for (code, values) in by_code {
+        extra.extend(dedup(values).into_iter().map(|value| IndexEntry {
+            code: code.clone(),
+            value,
+        }));
+    }
+    // composite pairs from different occurrences may repeat (an Observation's own code and value equal to a
+    // component's): harmless for matching, and rare, so not searched for
+    out.extend(extra);
     out
+}
+
+/// The canonical-unit copies of UCUM quantities (`<code>$ucum`), for comparisons across units.
+fn push_ucum(code: &str, values: &[IndexValue], out: &mut Vec<IndexEntry>) {
+    let ucum = crate::index::ucum_code(code);
+    out.extend(
+        values
+            .iter()
+            .filter_map(crate::index::ucum_canonical_value)
+            .map(|value| IndexEntry {
+                code: ucum.clone(),
+                value,
+            }),
+    );
 }
 
 /// One composite parameter's entries: for every occurrence (the repeating element the parameter is defined
@@ -69,17 +102,22 @@ fn composite_entries(
 ) {
     let [(_, first_expr), (second_kind, second_expr)] = &c.components;
     for occurrence in eval::evaluate(&c.occurrence, resource, ty) {
-        let mut firsts = Vec::new();
-        for node in eval::evaluate_on(first_expr, resource, ty, occurrence) {
-            convert::convert(SearchParamType::Token, &node, &mut firsts);
-        }
-        if firsts.is_empty() {
-            continue;
-        }
+        // the second component first: most occurrences have no value of its type (an Observation with a
+        // Quantity has no CodeableConcept), and then the first needs no work
         let mut seconds = Vec::new();
         for node in eval::evaluate_on(second_expr, resource, ty, occurrence) {
             convert::convert(*second_kind, &node, &mut seconds);
         }
+        if seconds.is_empty() {
+            continue;
+        }
+        let seconds = dedup(seconds);
+        let mut firsts = Vec::new();
+        for node in eval::evaluate_on(first_expr, resource, ty, occurrence) {
+            convert::convert(SearchParamType::Token, &node, &mut firsts);
+        }
+        // the same token twice (a code repeated with another display) would repeat every pair
+        let firsts = dedup(firsts);
         for first in &firsts {
             let IndexValue::Token { system, code, .. } = first else {
                 continue;
@@ -95,16 +133,6 @@ fn composite_entries(
             }
         }
     }
-}
-
-/// Drop repeated (code, value) entries, keeping first occurrences in order.
-fn dedup_entries(entries: Vec<IndexEntry>) -> Vec<IndexEntry> {
-    use std::collections::HashSet;
-    let mut seen: HashSet<String> = HashSet::with_capacity(entries.len());
-    entries
-        .into_iter()
-        .filter(|e| seen.insert(format!("{}\u{0}{:?}", e.code, e.value)))
-        .collect()
 }
 
 /// The component types of a composite parameter this server indexes and searches: two components, the first
@@ -129,6 +157,56 @@ pub fn composite_components(def: &SearchParamDef) -> Option<[SearchParamType; 2]
         .get(&def.url)
         .copied()
         .flatten()
+}
+
+/// The composites whose union a composite is, when it is one: R4's `combo-code-value-quantity` is defined on
+/// `Observation | Observation.component` with the same components as `code-value-quantity` (on `Observation`)
+/// and `component-code-value-quantity` (on `Observation.component`). Such a composite gets no index rows of its
+/// own; a search on it is the OR of searches on its parts.
+pub fn composite_union_of(def: &SearchParamDef) -> Option<&'static [String]> {
+    static UNIONS: OnceLock<HashMap<String, Vec<String>>> = OnceLock::new();
+    UNIONS
+        .get_or_init(|| {
+            let reg = registry();
+            let components = |d: &SearchParamDef| -> Vec<String> {
+                d.component.iter().map(|c| c.expression.clone()).collect()
+            };
+            let mut unions = HashMap::new();
+            for d in reg
+                .search_params
+                .iter()
+                .filter(|p| p.kind == SearchParamType::Composite)
+            {
+                let Some(expr) = d.expression.as_deref() else {
+                    continue;
+                };
+                let branches: Vec<&str> = expr.split('|').map(str::trim).collect();
+                if branches.len() < 2 {
+                    continue;
+                }
+                let parts: Option<Vec<String>> = branches
+                    .iter()
+                    .map(|b| {
+                        reg.search_params
+                            .iter()
+                            .find(|o| {
+                                o.kind == SearchParamType::Composite
+                                    && o.url != d.url
+                                    && o.base == d.base
+                                    && o.expression.as_deref().map(str::trim) == Some(*b)
+                                    && components(o) == components(d)
+                            })
+                            .map(|o| o.code.clone())
+                    })
+                    .collect();
+                if let Some(parts) = parts {
+                    unions.insert(d.url.clone(), parts);
+                }
+            }
+            unions
+        })
+        .get(&def.url)
+        .map(Vec::as_slice)
 }
 
 fn resolve_components(def: &SearchParamDef) -> Option<[SearchParamType; 2]> {
@@ -327,6 +405,10 @@ fn build_plans() -> HashMap<String, Plan> {
 }
 
 fn compile_composite(sp: &SearchParamDef, ty: TypeId) -> Option<CompiledComposite> {
+    if composite_union_of(sp).is_some() {
+        // searched through its parts' rows
+        return None;
+    }
     let [first, second] = composite_components(sp)?;
     let occurrence = prune(&parse::parse(sp.expression.as_deref()?).ok()?, ty)?;
     let (c0, c1) = (sp.component.first()?, sp.component.get(1)?);

@@ -127,14 +127,14 @@ pub fn token_hash(system: Option<&str>, code: &str) -> i64 {
     h as i64
 }
 
-/// How the first (token) component of a composite search value names its token: the four token forms of FHIR
-/// search (`system|code`, `code`, `|code`, `system|`).
+/// How the first (token) component of a composite search value names its token: `system|code`, `code` or
+/// `|code`. (`system|`, any code of a system, is not offered for composites: it would cost a third row per
+/// pair.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CompositeKey<'a> {
     SystemCode(&'a str, &'a str),
     Code(&'a str),
     NoSystem(&'a str),
-    System(&'a str),
 }
 
 /// The index code under which one composite occurrence's second component is stored, keyed by its first
@@ -147,20 +147,15 @@ pub fn composite_code(param: &str, key: CompositeKey<'_>) -> String {
         CompositeKey::SystemCode(system, code) => format!("{param}$s{system}|{code}"),
         CompositeKey::Code(code) => format!("{param}$c{code}"),
         CompositeKey::NoSystem(code) => format!("{param}$n{code}"),
-        CompositeKey::System(system) => format!("{param}$y{system}"),
     }
 }
 
-/// Every key a stored token answers to: with a system, `system|code`, `code` and `system|`; without one, `code`
-/// and `|code`.
-pub fn composite_keys<'a>(system: Option<&'a str>, code: &'a str) -> Vec<CompositeKey<'a>> {
+/// Every key a stored token answers to: with a system, `system|code` and `code`; without one, `code` and
+/// `|code`.
+pub fn composite_keys<'a>(system: Option<&'a str>, code: &'a str) -> [CompositeKey<'a>; 2] {
     match system {
-        Some(s) => vec![
-            CompositeKey::SystemCode(s, code),
-            CompositeKey::Code(code),
-            CompositeKey::System(s),
-        ],
-        None => vec![CompositeKey::Code(code), CompositeKey::NoSystem(code)],
+        Some(s) => [CompositeKey::SystemCode(s, code), CompositeKey::Code(code)],
+        None => [CompositeKey::Code(code), CompositeKey::NoSystem(code)],
     }
 }
 
@@ -301,6 +296,207 @@ pub fn value_set_entries(vs: &Value) -> Vec<IndexEntry> {
     out
 }
 
+/// The UCUM code system.
+pub const UCUM: &str = "http://unitsofmeasure.org";
+
+/// The index code of a quantity parameter's values in canonical UCUM units (`value-quantity$ucum`): a second
+/// row beside the one in the written unit, for comparisons across units of one dimension (mg with g).
+pub fn ucum_code(param: &str) -> String {
+    format!("{param}$ucum")
+}
+
+/// Metric UCUM atoms that take prefixes: code → (factor to the base atom, base atom). Temperatures are left out
+/// on purpose: Cel and [degF] are offsets, not factors.
+const METRIC: &[(&str, f64, &str)] = &[
+    ("g", 1.0, "g"),
+    ("L", 1.0, "L"),
+    ("l", 1.0, "L"),
+    ("m", 1.0, "m"),
+    ("mol", 1.0, "mol"),
+    ("s", 1.0, "s"),
+    ("Pa", 1.0, "Pa"),
+    ("bar", 1e5, "Pa"),
+    ("U", 1.0, "U"),
+    ("eq", 1.0, "eq"),
+    ("kat", 1.0, "kat"),
+    ("Hz", 1.0, "/s"),
+];
+
+/// Non-metric UCUM atoms (no prefixes), by their UCUM definitions.
+const OTHER: &[(&str, f64, &str)] = &[
+    ("min", 60.0, "s"),
+    ("h", 3_600.0, "s"),
+    ("d", 86_400.0, "s"),
+    ("wk", 604_800.0, "s"),
+    // mean Julian month and year: a = 365.25 d, mo = a/12
+    ("mo", 2_629_800.0, "s"),
+    ("a", 31_557_600.0, "s"),
+    ("t", 1e6, "g"),
+    ("[lb_av]", 453.592_37, "g"),
+    ("[oz_av]", 28.349_523_125, "g"),
+    ("[in_i]", 0.025_4, "m"),
+    ("[ft_i]", 0.304_8, "m"),
+    ("mm[Hg]", 133.322, "Pa"),
+    ("cm[H2O]", 98.066_5, "Pa"),
+    ("[iU]", 1.0, "[iU]"),
+    ("[IU]", 1.0, "[iU]"),
+];
+
+const PREFIXES: &[(&str, f64)] = &[
+    ("da", 1e1),
+    ("k", 1e3),
+    ("h", 1e2),
+    ("d", 1e-1),
+    ("c", 1e-2),
+    ("m", 1e-3),
+    ("u", 1e-6),
+    ("n", 1e-9),
+    ("p", 1e-12),
+    ("f", 1e-15),
+];
+
+/// One unit term (`mg`, `m2`, `10*3`, `{cells}`, `min`): factor to its canonical form, and that form
+/// (empty for a pure number).
+fn ucum_term(term: &str) -> Option<(f64, String)> {
+    // annotations (`{beats}`) are unity
+    let mut plain = String::with_capacity(term.len());
+    let mut depth = 0;
+    for c in term.chars() {
+        match c {
+            '{' => depth += 1,
+            '}' => depth -= 1,
+            _ if depth == 0 => plain.push(c),
+            _ => {}
+        }
+    }
+    if depth != 0 {
+        return None;
+    }
+    if plain.is_empty() || plain == "1" {
+        return Some((1.0, String::new()));
+    }
+    if let Some(exp) = plain
+        .strip_prefix("10*")
+        .or_else(|| plain.strip_prefix("10^"))
+    {
+        let n: i32 = exp.parse().ok()?;
+        return Some((10f64.powi(n), String::new()));
+    }
+    if let Some(&(_, f, base)) = OTHER.iter().find(|(c, _, _)| *c == plain) {
+        return Some((f, base.to_string()));
+    }
+    // a trailing power (`m2`, `cm3`) on a metric atom
+    let (atom, power) = match plain.strip_suffix(['2', '3']) {
+        Some(a) if !a.is_empty() && !a.ends_with(|c: char| c.is_ascii_digit()) => {
+            (a, if plain.ends_with('2') { 2 } else { 3 })
+        }
+        _ => (plain.as_str(), 1),
+    };
+    let metric = |a: &str| {
+        METRIC
+            .iter()
+            .find(|(c, _, _)| *c == a)
+            .map(|&(_, f, b)| (f, b))
+    };
+    let (f, base) = match metric(atom) {
+        Some(found) => found,
+        None => PREFIXES.iter().find_map(|(p, pf)| {
+            atom.strip_prefix(p)
+                .and_then(metric)
+                .map(|(f, b)| (f * pf, b))
+        })?,
+    };
+    if power > 1 && base.starts_with('/') {
+        return None;
+    }
+    let base = if power > 1 {
+        format!("{base}{power}")
+    } else {
+        base.to_string()
+    };
+    Some((f.powi(power), base))
+}
+
+/// A UCUM unit code in canonical form: the factor from the unit to it and the canonical code (`mg/dL` →
+/// 0.01, `g/L`; `mmol/L` → 0.001, `mol/L`; `/min` → 1/60, `/s`; `mm[Hg]` → 133.322, `Pa`). Covers the metric
+/// prefixes on g, L, m, mol, s, Pa, U, eq, kat, the common clinical non-metric units, powers of ten, and one
+/// `/`; `None` for anything else, temperatures included (offsets, not factors).
+pub fn ucum_canonical(code: &str) -> Option<(f64, String)> {
+    let (num, den) = match code.split_once('/') {
+        Some((n, d)) => (n, Some(d)),
+        None => (code, None),
+    };
+    if den.is_some_and(|d| d.contains('/')) || num.contains('.') {
+        return None;
+    }
+    let (fnum, cnum) = ucum_term(num)?;
+    let (factor, canon) = match den {
+        None => (fnum, cnum),
+        Some(d) => {
+            let (fden, cden) = ucum_term(d)?;
+            if cden.starts_with('/') || cnum.starts_with('/') {
+                return None;
+            }
+            let canon = match (cnum.is_empty(), cden.is_empty()) {
+                (_, true) => cnum,
+                (true, false) => format!("/{cden}"),
+                (false, false) => format!("{cnum}/{cden}"),
+            };
+            (fnum / fden, canon)
+        }
+    };
+    if canon.is_empty() {
+        // a pure number (`10*3`) has no dimension to compare on
+        return None;
+    }
+    Some((factor, canon))
+}
+
+/// `value` times `factor`, rounded to 12 significant digits so that the same amount written in two units
+/// compares equal (5 mmol/L and 5000 umol/L both become 0.005 mol/L). Open range ends (±f64::MAX) stay.
+pub fn ucum_scale(value: f64, factor: f64) -> f64 {
+    if !value.is_finite() || value.abs() >= f64::MAX / 1e20 {
+        return value;
+    }
+    let x = value * factor;
+    if x == 0.0 || !x.is_finite() {
+        return x;
+    }
+    let digits = 12 - x.abs().log10().ceil() as i32;
+    let m = 10f64.powi(digits);
+    if !m.is_finite() || m == 0.0 {
+        return x;
+    }
+    (x * m).round() / m
+}
+
+/// The canonical-unit copy of a UCUM quantity index value, when its unit converts.
+pub fn ucum_canonical_value(v: &IndexValue) -> Option<IndexValue> {
+    let IndexValue::Quantity {
+        value,
+        low,
+        high,
+        system: Some(system),
+        code: Some(code),
+        ..
+    } = v
+    else {
+        return None;
+    };
+    if system != UCUM {
+        return None;
+    }
+    let (factor, canon) = ucum_canonical(code)?;
+    Some(IndexValue::Quantity {
+        value: ucum_scale(*value, factor),
+        low: ucum_scale(*low, factor),
+        high: ucum_scale(*high, factor),
+        system: Some(UCUM.to_string()),
+        code: Some(canon),
+        unit: None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -309,6 +505,33 @@ mod tests {
     fn strings_fold_case_accents_and_spaces() {
         assert_eq!(normalize_string("  José   Müller "), "jose muller");
         assert_eq!(normalize_string("ÉMILE"), "emile");
+    }
+
+    #[test]
+    fn ucum_units_convert_to_canonical_form() {
+        let conv = |c: &str| ucum_canonical(c).map(|(f, canon)| (ucum_scale(1.0, f), canon));
+        assert_eq!(conv("mg"), Some((0.001, "g".to_string())));
+        assert_eq!(conv("kg"), Some((1000.0, "g".to_string())));
+        assert_eq!(conv("mg/dL"), Some((0.01, "g/L".to_string())));
+        assert_eq!(conv("mmol/L"), Some((0.001, "mol/L".to_string())));
+        assert_eq!(conv("umol/L"), Some((0.000001, "mol/L".to_string())));
+        assert_eq!(conv("{beats}/min"), conv("/min"));
+        assert_eq!(conv("mm[Hg]"), Some((133.322, "Pa".to_string())));
+        assert_eq!(conv("kPa"), Some((1000.0, "Pa".to_string())));
+        assert_eq!(conv("kg/m2"), Some((1000.0, "g/m2".to_string())));
+        assert_eq!(conv("cm2"), Some((0.0001, "m2".to_string())));
+        assert_eq!(conv("10*3/uL"), Some((1e9, "/L".to_string())));
+        assert_eq!(conv("h"), Some((3600.0, "s".to_string())));
+        assert_eq!(conv("dL"), Some((0.1, "L".to_string())));
+        // offsets, unknown units, pure numbers and nested divisions are not converted
+        for c in ["Cel", "[degF]", "K", "%", "10*3", "mg/kg/d", "foo", "{x"] {
+            assert_eq!(ucum_canonical(c), None, "{c}");
+        }
+        // the same amount in two units compares equal after rounding
+        let a = ucum_canonical("mmol/L").map(|(f, _)| ucum_scale(5.0, f));
+        let b = ucum_canonical("umol/L").map(|(f, _)| ucum_scale(5000.0, f));
+        assert_eq!(a, b);
+        assert_eq!(ucum_scale(f64::MAX, 1e-3), f64::MAX);
     }
 
     #[test]

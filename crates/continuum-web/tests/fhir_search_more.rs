@@ -174,15 +174,15 @@ async fn composite_quantities_stay_on_one_component(app: &TestApp) {
             .await
             .is_empty()
     );
-    // system| : any code of the system
-    assert_eq!(
-        ids(
-            app,
-            "Observation?component-code-value-quantity=http://loinc.org|$ge95"
-        )
-        .await,
-        v(&["bp-high-dia", "bp-high-sys"])
-    );
+    // system| (any code of the system) is not offered on a composite's first component: refused when strict
+    let r = app
+        .client
+        .get(app.url("Observation?component-code-value-quantity=http://loinc.org|$ge95"))
+        .header("prefer", "handling=strict")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
     // code-value-quantity is Observation.code with Observation.value; the panel itself has no value
     assert_eq!(
         ids(
@@ -805,7 +805,143 @@ async fn paging_backwards_when_sorted(app: &TestApp) {
     assert_eq!(s, 400, "an unknown direction is an invalid cursor");
 }
 
+fn measured(id: &str, code: &str, value: f64, unit: &str) -> Value {
+    let mut o = observation(id, code);
+    o["valueQuantity"] = json!({"value": value, "unit": unit, "system": UCUM, "code": unit});
+    o
+}
+
+async fn ucum_units_compare_across_prefixes(app: &TestApp) {
+    put(app, measured("glucose-mmol", "15074-8", 5.4, "mmol/L")).await;
+    put(app, measured("glucose-umol", "15074-8", 6100.0, "umol/L")).await;
+    put(app, measured("glucose-mg", "2345-7", 97.0, "mg/dL")).await;
+    put(app, measured("dose-mg", "3141-9", 250.0, "mg")).await;
+    put(app, measured("weight-kg", "29463-7", 80.0, "kg")).await;
+    put(app, measured("temp-cel", "8310-5", 37.0, "Cel")).await;
+    put(app, measured("rate", "8867-4", 72.0, "/min")).await;
+    let mut local = observation("local-unit", "3141-9");
+    local["valueQuantity"] =
+        json!({"value": 0.25, "unit": "g", "system": "http://example.org/units", "code": "g"});
+    put(app, local).await;
+    put(app, blood_pressure("bp", 150.0, 85.0)).await;
+
+    // 5.4 mmol/L = 5400 umol/L; 6100 umol/L = 6.1 mmol/L
+    assert_eq!(
+        ids(
+            app,
+            "Observation?value-quantity=5400|http://unitsofmeasure.org|umol/L"
+        )
+        .await,
+        v(&["glucose-mmol"])
+    );
+    assert_eq!(
+        ids(
+            app,
+            "Observation?value-quantity=gt6|http://unitsofmeasure.org|mmol/L"
+        )
+        .await,
+        v(&["glucose-umol"])
+    );
+    assert_eq!(
+        ids(
+            app,
+            "Observation?value-quantity=lt0.006|http://unitsofmeasure.org|mol/L"
+        )
+        .await,
+        v(&["glucose-mmol"])
+    );
+    // 0.25 g is 250 mg (0.25 covers [0.245, 0.255) g); the same number in a non-UCUM system is not converted
+    assert_eq!(
+        ids(
+            app,
+            "Observation?value-quantity=0.25|http://unitsofmeasure.org|g"
+        )
+        .await,
+        v(&["dose-mg"])
+    );
+    assert_eq!(
+        ids(
+            app,
+            "Observation?value-quantity=0.25|http://example.org/units|g"
+        )
+        .await,
+        v(&["local-unit"])
+    );
+    // 80 kg = 80000 g; 176.37 [lb_av] covers [79.998, 80.002] kg
+    assert_eq!(
+        ids(
+            app,
+            "Observation?value-quantity=ge80000|http://unitsofmeasure.org|g"
+        )
+        .await,
+        v(&["weight-kg"])
+    );
+    assert_eq!(
+        ids(
+            app,
+            "Observation?value-quantity=176.37|http://unitsofmeasure.org|[lb_av]"
+        )
+        .await,
+        v(&["weight-kg"])
+    );
+    // 97 mg/dL = 0.97 g/L; mass and substance concentrations are different dimensions
+    assert_eq!(
+        ids(
+            app,
+            "Observation?value-quantity=0.97|http://unitsofmeasure.org|g/L"
+        )
+        .await,
+        v(&["glucose-mg"])
+    );
+    assert!(ids(
+        app,
+        "Observation?value-quantity=97|http://unitsofmeasure.org|mmol/L"
+    )
+    .await
+    .is_empty());
+    // 72 /min = 1.2 /s
+    assert_eq!(
+        ids(
+            app,
+            "Observation?value-quantity=1.2|http://unitsofmeasure.org|/s"
+        )
+        .await,
+        v(&["rate"])
+    );
+    // temperatures are offsets: no conversion, only the written unit matches
+    assert!(ids(
+        app,
+        "Observation?value-quantity=98.6|http://unitsofmeasure.org|[degF]"
+    )
+    .await
+    .is_empty());
+    assert_eq!(
+        ids(
+            app,
+            "Observation?value-quantity=37|http://unitsofmeasure.org|Cel"
+        )
+        .await,
+        v(&["temp-cel"])
+    );
+    // composites compare in the written unit only (no canonical rows): 150 mm[Hg] is not found as 20 kPa
+    assert_eq!(
+        ids(
+            app,
+            "Observation?component-code-value-quantity=8480-6$150|http://unitsofmeasure.org|mm[Hg]"
+        )
+        .await,
+        v(&["bp"])
+    );
+    assert!(ids(
+        app,
+        "Observation?component-code-value-quantity=8480-6$20|http://unitsofmeasure.org|kPa"
+    )
+    .await
+    .is_empty());
+}
+
 on_both_backends!(
+    ucum_units_compare_across_prefixes,
     composite_quantities_stay_on_one_component,
     composite_concepts_dates_strings_and_references,
     composite_errors,

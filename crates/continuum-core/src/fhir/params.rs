@@ -296,29 +296,45 @@ fn composite_filters(
             TokenSystem::Any => CompositeKey::Code(&c),
             TokenSystem::None => CompositeKey::NoSystem(&c),
             TokenSystem::Is(sys) => CompositeKey::SystemCode(sys, &c),
-            TokenSystem::OnlySystem(sys) => CompositeKey::System(sys),
-        };
-        let param = composite_code(code, key);
-        any_of.push(match second {
-            SearchParamType::Token => token_value(&param, false, v)?,
-            SearchParamType::Quantity => quantity_predicate(&param, v)?,
-            SearchParamType::Date => date_predicate(Some(&param), v)?,
-            SearchParamType::Number => number_predicate(&param, v)?,
-            SearchParamType::Reference => reference_value(&param, None, v)?,
-            SearchParamType::String => Predicate::String {
-                param,
-                value: normalize_string(v),
-                mode: StringMode::Start,
-            },
-            SearchParamType::Uri => Predicate::Uri {
-                param,
-                value: v.clone(),
-            },
-            SearchParamType::Composite | SearchParamType::Special => {
+            TokenSystem::OnlySystem(_) => {
                 return Ok(Err(format!(
-                    "search on the composite parameter {code} is not supported"
+                    "{code}: a first component of the form system| (any code of a system) is not supported"
                 )))
             }
+        };
+        // a union of other composites (`combo-…`) is searched through each part's rows
+        let own = [code.to_string()];
+        let parts = continuum_fhir::fhirpath::composite_union_of(def).unwrap_or(&own);
+        let mut alternatives = Vec::with_capacity(parts.len());
+        for part in parts {
+            let param = composite_code(part, key);
+            alternatives.push(match second {
+                SearchParamType::Token => token_value(&param, false, v)?,
+                // composites keep the written unit only (no canonical UCUM rows)
+                SearchParamType::Quantity => quantity_in_unit(&param, v)?,
+                SearchParamType::Date => date_predicate(Some(&param), v)?,
+                SearchParamType::Number => number_predicate(&param, v)?,
+                SearchParamType::Reference => reference_value(&param, None, v)?,
+                SearchParamType::String => Predicate::String {
+                    param,
+                    value: normalize_string(v),
+                    mode: StringMode::Start,
+                },
+                SearchParamType::Uri => Predicate::Uri {
+                    param,
+                    value: v.clone(),
+                },
+                SearchParamType::Composite | SearchParamType::Special => {
+                    return Ok(Err(format!(
+                        "search on the composite parameter {code} is not supported"
+                    )))
+                }
+            });
+        }
+        any_of.push(if alternatives.len() == 1 {
+            alternatives.remove(0)
+        } else {
+            Predicate::Any(alternatives)
         });
     }
     Ok(Ok(vec![Filter { any_of }]))
@@ -485,7 +501,8 @@ fn number_predicate(code: &str, v: &str) -> Result<Predicate, CoreError> {
     })
 }
 
-fn quantity_predicate(code: &str, v: &str) -> Result<Predicate, CoreError> {
+/// `[prefix]value|system|code` compared in the unit written only.
+fn quantity_in_unit(code: &str, v: &str) -> Result<Predicate, CoreError> {
     let (cmp, rest) = Comparator::parse_prefix(v);
     let mut parts = rest.splitn(3, '|');
     let number = parts.next().unwrap_or_default();
@@ -505,6 +522,43 @@ fn quantity_predicate(code: &str, v: &str) -> Result<Predicate, CoreError> {
         system,
         code: unit,
     })
+}
+
+fn quantity_predicate(code: &str, v: &str) -> Result<Predicate, CoreError> {
+    let written = quantity_in_unit(code, v)?;
+    let Predicate::Quantity {
+        cmp,
+        value,
+        low,
+        high,
+        system: Some(system),
+        code: Some(unit),
+        ..
+    } = &written
+    else {
+        return Ok(written);
+    };
+    use continuum_fhir::index::{ucum_canonical, ucum_code, ucum_scale, UCUM};
+    // A UCUM unit that converts also matches every amount of the same dimension, through the canonical rows
+    // (`<param>$ucum`); the rows in the written unit still answer for data indexed before those existed.
+    let canonical = if system == UCUM {
+        ucum_canonical(unit)
+    } else {
+        None
+    };
+    let Some((factor, canon)) = canonical else {
+        return Ok(written);
+    };
+    let canonical = Predicate::Quantity {
+        param: ucum_code(code),
+        cmp: *cmp,
+        value: ucum_scale(*value, factor),
+        low: ucum_scale(*low, factor),
+        high: ucum_scale(*high, factor),
+        system: Some(UCUM.to_string()),
+        code: Some(canon),
+    };
+    Ok(Predicate::Any(vec![written, canonical]))
 }
 
 /// Filters for one `name=value` pair on `resource_type`. `Ok(Err(reason))` when the parameter is valid FHIR but

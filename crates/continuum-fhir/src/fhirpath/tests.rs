@@ -785,25 +785,55 @@ fn composites_pair_components_of_the_same_occurrence_only() {
     let diastolic = values(&bp, &key(CompositeKey::Code("8462-4")));
     assert_eq!(diastolic.len(), 1);
     assert!(close(quantity_value(&diastolic[0]), 85.0));
-    // `system|` answers for both components; `|code` for neither (the codes have a system)
-    assert_eq!(
-        values(&bp, &key(CompositeKey::System("http://loinc.org"))).len(),
-        2
-    );
+    // `|code` answers for neither (the codes have a system)
     assert!(values(&bp, &key(CompositeKey::NoSystem("8480-6"))).is_empty());
     // the panel code has no value: nothing for code-value-quantity
     assert!(extract_all(&bp)
         .iter()
         .all(|e| !e.code.starts_with("code-value-quantity$")));
-    // combo covers the components too
+    // combo is searched through code-value-quantity and component-code-value-quantity: no rows of its own
+    assert!(extract_all(&bp)
+        .iter()
+        .all(|e| !e.code.starts_with("combo-code-value-")));
+    // two keys per token with a system, one row each
     assert_eq!(
-        values(
-            &bp,
-            &composite_code("combo-code-value-quantity", CompositeKey::Code("8480-6"))
-        )
-        .len(),
-        1
+        extract_all(&bp)
+            .iter()
+            .filter(|e| e.code.starts_with("component-code-value-quantity$"))
+            .count(),
+        4
     );
+}
+
+#[test]
+fn combo_composites_are_unions_of_their_parts() {
+    let r = registry();
+    let parts = |code: &str| {
+        r.search_param("Observation", code)
+            .and_then(composite_union_of)
+            .map(<[String]>::to_vec)
+    };
+    assert_eq!(
+        parts("combo-code-value-quantity"),
+        Some(vec![
+            "code-value-quantity".to_string(),
+            "component-code-value-quantity".to_string()
+        ])
+    );
+    assert_eq!(
+        parts("combo-code-value-concept"),
+        Some(vec![
+            "code-value-concept".to_string(),
+            "component-code-value-concept".to_string()
+        ])
+    );
+    assert_eq!(parts("code-value-quantity"), None);
+    let unions = r
+        .search_params
+        .iter()
+        .filter(|p| composite_union_of(p).is_some())
+        .count();
+    assert_eq!(unions, 2);
 }
 
 #[test]

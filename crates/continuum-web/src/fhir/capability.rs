@@ -26,7 +26,9 @@ const MODIFIERS: &str = "Search modifiers: string :exact, :contains; token :not,
 expansion), :of-type (Identifier type system|code|value); reference :[type], :identifier, chains and _has; uri \
 :above, :below; every type :missing (except composites). Prefixes eq, ne, gt, lt, ge, le, sa, eb, ap on \
 number, date and quantity values, also on the second component of a composite (code$value: token with \
-token, quantity, date, string, reference, number or uri). Paging: next, previous and first links (keyset \
+token, quantity, date, string, reference, number or uri; the first component as system|code, code or |code). \
+Quantity parameters with a UCUM system and code also match amounts of the same dimension in other units (mg \
+with g, mmol/L with umol/L; not temperatures, not composites). Paging: next, previous and first links (keyset \
 cursors).";
 
 fn type_name(kind: SearchParamType) -> &'static str {
