@@ -12,7 +12,9 @@
 //! - the per-person simulation (`person.rs`, `patient.rs`): demographics, duty stations, years of care —
 //!   encounters, ICD-10-CM conditions, LOINC vitals and labs with UCUM units, reference ranges and H/L/N
 //!   flags, RxNorm prescriptions with refills, CVX immunizations with lot numbers, allergies, SNOMED CT
-//!   procedures, periodic health assessments and dental examinations charted by tooth;
+//!   procedures, periodic health assessments with visual acuity, dental examinations charted by tooth with
+//!   the dental readiness class, inpatient stays on the facility's ward beds with discharge summaries, and
+//!   radiology (with ImagingStudy) and pathology reports;
 //! - [`labels`]: sensitivity labels (`meta.security`) on mental-health, substance-use, reproductive-health
 //!   and HIV data; [`ndjson`]: the stream as resources with ids, for NDJSON files;
 //! - the legacy single-patient API ([`provider_bundle`], [`patient_bundle`], [`patient_bundles`]): independent
@@ -126,6 +128,8 @@ const PROVIDER_STREAM: u64 = u64::MAX;
 const STAFF_STREAM: u64 = u64::MAX - 1;
 /// Stream of the shared site data (units, beds, slots).
 const SITE_STREAM: u64 = u64::MAX - 2;
+/// Stream of the facility specialists (radiologists, pathologists, surgeons).
+const SPECIALIST_STREAM: u64 = u64::MAX - 3;
 /// Families use streams `FAMILY_STREAMS | family`, their members `MEMBER_STREAMS | key`.
 const FAMILY_STREAMS: u64 = 1 << 62;
 const MEMBER_STREAMS: u64 = 1 << 63;

@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
-use rand::Rng;
+use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 use time::{Duration, OffsetDateTime};
 
@@ -24,7 +24,9 @@ use super::{fhir_date, fhir_datetime, new_urn, new_uuid, splitmix64, stream_rng,
 use super::{DODID_SYSTEM, MRN_SYSTEM, ORGANIZATION_SYSTEM};
 
 mod exams;
+mod inpatient;
 mod notes;
+mod reports;
 
 /// Clinical notes are written for the visits of the last this many years.
 const NOTE_YEARS: f64 = 3.0;
@@ -62,8 +64,17 @@ struct Sim<'a> {
     given: BTreeSet<&'static str>,
     /// When the last Tdap was given, to repeat it every ten years.
     last_tdap: Option<OffsetDateTime>,
-    /// Whether visits get a clinical note (DocumentReference): the population's records do.
-    notes: bool,
+    /// Whether this is a record of the population (the legacy bundles stay as they were): recent visits get
+    /// a clinical note (DocumentReference), and the record gets emergency visits, inpatient stays, imaging
+    /// and pathology reports, vision tests and dental readiness classes.
+    population: bool,
+    /// The random stream of what the population's records have beyond the legacy ones, so adding to them
+    /// never changed what was drawn before (see [`Sim::with_aux`]).
+    aux: StdRng,
+    /// When the person was already at a visit (start, end), so inpatient stays fall between visits.
+    busy: Vec<(OffsetDateTime, OffsetDateTime)>,
+    /// Lines of uncorrected visual acuity (right, left) once myopia is found.
+    myopia: Option<(usize, usize)>,
 }
 
 /// The identifiers of a simulated patient (the population derives them from the family, the legacy path from
@@ -126,6 +137,8 @@ pub(super) fn simulate(
     };
     let chronic = sample_chronic(&mut rng, &p, end);
     let patient = new_urn(&mut rng);
+    // Seeded from a copy of the stream, so the main stream is drawn exactly as before.
+    let aux = StdRng::seed_from_u64(rng.clone().random::<u64>() ^ 0xA0C5_1DE5_EED5_7A75);
     let mut sim = Sim {
         cfg,
         prov,
@@ -139,7 +152,10 @@ pub(super) fn simulate(
         pregnancy: None,
         given: BTreeSet::new(),
         last_tdap: None,
-        notes: identity.dental,
+        population: identity.dental,
+        aux,
+        busy: Vec::new(),
+        myopia: None,
     };
     sim.patient_resource(identity);
     for (i, v) in visits.iter().enumerate() {
@@ -147,6 +163,7 @@ pub(super) fn simulate(
     }
     if identity.dental {
         sim.dental_exams(first, end);
+        sim.with_aux(|s| s.inpatient_stays(first, end));
     }
     Simulated {
         person: sim.p,
@@ -156,6 +173,15 @@ pub(super) fn simulate(
 }
 
 impl Sim<'_> {
+    /// Runs `f` with the auxiliary random stream in place of the main one: everything the population's
+    /// records have beyond the legacy ones is drawn there. Not reentrant (a nested call would swap back).
+    fn with_aux<R>(&mut self, f: impl FnOnce(&mut Self) -> R) -> R {
+        std::mem::swap(&mut self.rng, &mut self.aux);
+        let r = f(self);
+        std::mem::swap(&mut self.rng, &mut self.aux);
+        r
+    }
+
     fn push(&mut self, urn: &str, resource_type: &str, resource: Value) -> usize {
         self.entries.push(json!({
             "fullUrl": urn,
@@ -265,6 +291,7 @@ impl Sim<'_> {
     }
 
     fn visit(&mut self, v: &Visit, first: bool) {
+        self.busy.push((v.start, v.end));
         let age = self.p.age_at(v.start);
         let kind = if v.wellness {
             Kind::Wellness
@@ -304,7 +331,7 @@ impl Sim<'_> {
         let mut e = fhir::encounter(&ctx, enc_type, reason, v.start, v.end);
         // Some injuries and feverish illnesses are seen in the emergency department instead of the clinic
         // (the population's records only: the legacy bundles stay ambulatory).
-        let emergency = self.notes
+        let emergency = self.population
             && acute.is_some_and(|a| {
                 let spec = &ACUTE[a];
                 let injury = spec.code == ANKLE_SPRAIN || spec.code == KNEE_PAIN;
@@ -356,14 +383,17 @@ impl Sim<'_> {
             Kind::Symptom => {
                 let spec = &ACUTE[acute.unwrap_or(0)];
                 self.vitals(&ctx, v, age, false, true, spec.fever);
-                self.acute(&ctx, v, spec);
+                let condition = self.acute(&ctx, v, spec);
+                if self.population {
+                    self.with_aux(|s| s.acute_imaging(&ctx, v, age, spec, &condition));
+                }
             }
             Kind::PrenatalInitial | Kind::Prenatal => {
                 self.vitals(&ctx, v, age, false, false, false);
                 self.prenatal(&ctx, v, kind);
             }
         }
-        if self.notes && v.start >= self.cfg.now - years(NOTE_YEARS) {
+        if self.population && v.start >= self.cfg.now - years(NOTE_YEARS) {
             let title = match kind {
                 Kind::Wellness if self.on_duty(age) => "Periodic health assessment",
                 Kind::Wellness => "Wellness visit",
@@ -861,8 +891,9 @@ impl Sim<'_> {
         self.push(&urn, "Procedure", p);
     }
 
-    /// The acute problem of a sick visit: its Condition, the test and the prescription if any.
-    fn acute(&mut self, ctx: &Ctx, v: &Visit, spec: &Acute) {
+    /// The acute problem of a sick visit: its Condition, the test and the prescription if any. Returns the
+    /// Condition's fullUrl.
+    fn acute(&mut self, ctx: &Ctx, v: &Visit, spec: &Acute) -> String {
         let onset = (v.start - Duration::days(self.rng.random_range(1..6))).max(self.p.birth);
         let abated = (onset + Duration::days(self.rng.random_range(spec.days.0..=spec.days.1)))
             .max(v.end + Duration::days(1));
@@ -910,6 +941,7 @@ impl Sim<'_> {
                 self.push(&rx, "MedicationRequest", mr);
             }
         }
+        urn
     }
 
     /// Prenatal care: the pregnancy Condition at the first visit, then the usual checks.

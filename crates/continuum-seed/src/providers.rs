@@ -2,9 +2,11 @@
 //! references patient bundles use to point at them.
 //!
 //! Every facility has four primary-care managers (two physicians, a nurse practitioner and a physician
-//! assistant: the legacy single-patient generator sees only these) and a fixed team of other staff (nurses,
+//! assistant: the legacy single-patient generator sees only these), a fixed team of other staff (nurses,
 //! a medic, a dentist, a hygienist, a pharmacist, a pharmacy technician, a scheduler, an administrator),
-//! drawn from a separate random stream so adding staff never changed the primary-care managers.
+//! drawn from a separate random stream so adding staff never changed the primary-care managers, and the
+//! specialists of its hospital services (a radiologist, a pathologist, a general surgeon), from a third
+//! stream and numbered after everyone else, so adding them changed no one's identifiers.
 
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
@@ -14,7 +16,7 @@ use serde_json::{json, Value};
 use super::terms::{Facility, FACILITIES, FAMILY, GIVEN_FEMALE, GIVEN_MALE};
 use super::{
     new_urn, new_uuid, stream_rng, SynthConfig, NPI_SYSTEM, ORGANIZATION_SYSTEM, PROVIDER_STREAM,
-    STAFF_STREAM, STAFF_SYSTEM,
+    SPECIALIST_STREAM, STAFF_STREAM, STAFF_SYSTEM,
 };
 
 /// Primary-care managers per facility.
@@ -34,6 +36,9 @@ pub enum StaffRole {
     PharmacyTechnician,
     Scheduler,
     Administrator,
+    Radiologist,
+    Pathologist,
+    Surgeon,
 }
 
 /// The other staff of every facility, in order, after its primary-care managers.
@@ -47,6 +52,13 @@ const TEAM: [StaffRole; 9] = [
     StaffRole::PharmacyTechnician,
     StaffRole::Scheduler,
     StaffRole::Administrator,
+];
+
+/// The specialists of every facility, after all facilities' teams.
+const SPECIALISTS: [StaffRole; 3] = [
+    StaffRole::Radiologist,
+    StaffRole::Pathologist,
+    StaffRole::Surgeon,
 ];
 
 impl StaffRole {
@@ -70,13 +82,20 @@ impl StaffRole {
             StaffRole::PharmacyTechnician => ("pharmacy-technician", "Pharmacy technician"),
             StaffRole::Scheduler => ("scheduler", "Appointment clerk"),
             StaffRole::Administrator => ("administrator", "Administrator"),
+            StaffRole::Radiologist => ("radiologist", "Radiologist"),
+            StaffRole::Pathologist => ("pathologist", "Pathologist"),
+            StaffRole::Surgeon => ("surgeon", "General surgeon"),
         }
     }
 
     /// The HL7 `practitioner-role` code that also applies, if any.
     pub(super) fn hl7(self) -> Option<(&'static str, &'static str)> {
         match self {
-            StaffRole::Physician | StaffRole::Dentist => Some(("doctor", "Doctor")),
+            StaffRole::Physician
+            | StaffRole::Dentist
+            | StaffRole::Radiologist
+            | StaffRole::Pathologist
+            | StaffRole::Surgeon => Some(("doctor", "Doctor")),
             StaffRole::NursePractitioner | StaffRole::Nurse => Some(("nurse", "Nurse")),
             StaffRole::Pharmacist => Some(("pharmacist", "Pharmacist")),
             _ => None,
@@ -86,7 +105,10 @@ impl StaffRole {
     /// Degree or licence (HL7 v2 table 0360 where it has one) and the name suffix shown after the name.
     fn credential(self) -> Option<(Option<&'static str>, &'static str)> {
         match self {
-            StaffRole::Physician => Some((Some("MD"), "Doctor of Medicine")),
+            StaffRole::Physician
+            | StaffRole::Radiologist
+            | StaffRole::Pathologist
+            | StaffRole::Surgeon => Some((Some("MD"), "Doctor of Medicine")),
             StaffRole::NursePractitioner => Some((Some("NP"), "Nurse Practitioner")),
             StaffRole::PhysicianAssistant => Some((Some("PA"), "Physician Assistant")),
             StaffRole::Nurse => Some((Some("RN"), "Registered Nurse")),
@@ -95,6 +117,18 @@ impl StaffRole {
             StaffRole::Pharmacist => Some((Some("PharmD"), "Doctor of Pharmacy")),
             _ => None,
         }
+    }
+
+    /// Physicians and dentists: "Dr." before the name.
+    pub fn is_doctor(self) -> bool {
+        matches!(
+            self,
+            StaffRole::Physician
+                | StaffRole::Dentist
+                | StaffRole::Radiologist
+                | StaffRole::Pathologist
+                | StaffRole::Surgeon
+        )
     }
 
     pub fn is_pcm(self) -> bool {
@@ -135,9 +169,7 @@ impl Practitioner {
     /// The name as shown: "Dr. Avery Smith" for physicians and dentists, "Avery Smith, NP" otherwise.
     pub fn display(&self) -> String {
         match (self.role, self.role.credential()) {
-            (StaffRole::Physician | StaffRole::Dentist, _) => {
-                format!("Dr. {} {}", self.given, self.family)
-            }
+            (r, _) if r.is_doctor() => format!("Dr. {} {}", self.given, self.family),
             (_, Some((Some(code), _))) => format!("{} {}, {code}", self.given, self.family),
             _ => format!("{} {}", self.given, self.family),
         }
@@ -147,7 +179,7 @@ impl Practitioner {
 pub(super) struct Providers {
     pub orgs: Vec<Org>,
     /// The primary-care managers of every facility first (`PCMS_PER_ORG` each), then the rest of the staff
-    /// (`TEAM.len()` each).
+    /// (`TEAM.len()` each), then the specialists (`SPECIALISTS.len()` each).
     pub practitioners: Vec<Practitioner>,
 }
 
@@ -170,7 +202,8 @@ impl Providers {
         let mut rng = stream_rng(cfg.seed, PROVIDER_STREAM);
         let npi_base: u64 = 9_999_900_000 + rng.random_range(0..90_000);
         let mut orgs = Vec::with_capacity(FACILITIES.len());
-        let mut practitioners = Vec::with_capacity(FACILITIES.len() * (PCMS_PER_ORG + TEAM.len()));
+        let mut practitioners =
+            Vec::with_capacity(FACILITIES.len() * (PCMS_PER_ORG + TEAM.len() + SPECIALISTS.len()));
         let pcm_roles = [
             StaffRole::Physician,
             StaffRole::Physician,
@@ -200,20 +233,23 @@ impl Providers {
             }
         }
         let mut rng = stream_rng(cfg.seed, STAFF_STREAM);
-        for org in 0..orgs.len() {
-            for role in TEAM {
-                let (female, given, family) = draw_person(&mut rng);
-                let k = practitioners.len() as u64;
-                practitioners.push(Practitioner {
-                    urn: new_urn(&mut rng),
-                    npi: role.licensed().then(|| (npi_base + k).to_string()),
-                    staff_id: format!("S{:05}", k),
-                    given,
-                    family,
-                    female,
-                    org,
-                    role,
-                });
+        let mut specialists = stream_rng(cfg.seed, SPECIALIST_STREAM);
+        for (team, rng) in [(&TEAM[..], &mut rng), (&SPECIALISTS[..], &mut specialists)] {
+            for org in 0..orgs.len() {
+                for &role in team {
+                    let (female, given, family) = draw_person(rng);
+                    let k = practitioners.len() as u64;
+                    practitioners.push(Practitioner {
+                        urn: new_urn(rng),
+                        npi: role.licensed().then(|| (npi_base + k).to_string()),
+                        staff_id: format!("S{:05}", k),
+                        given,
+                        family,
+                        female,
+                        org,
+                        role,
+                    });
+                }
             }
         }
         Self {
@@ -230,7 +266,10 @@ impl Providers {
     /// Indexes of everyone working at facility `org`.
     pub fn all_staff_of(&self, org: usize) -> impl Iterator<Item = usize> + '_ {
         let team = self.orgs.len() * PCMS_PER_ORG + org * TEAM.len();
-        self.staff_of(org).chain(team..team + TEAM.len())
+        let specialists = self.orgs.len() * (PCMS_PER_ORG + TEAM.len()) + org * SPECIALISTS.len();
+        self.staff_of(org)
+            .chain(team..team + TEAM.len())
+            .chain(specialists..specialists + SPECIALISTS.len())
     }
 
     /// The first staff member of facility `org` with `role`.
@@ -275,7 +314,7 @@ impl Providers {
         }
         identifier.push(json!({ "system": STAFF_SYSTEM, "value": pr.staff_id }));
         let mut name = json!({ "use": "official", "family": pr.family, "given": [pr.given] });
-        if matches!(pr.role, StaffRole::Physician | StaffRole::Dentist) {
+        if pr.role.is_doctor() {
             name["prefix"] = json!(["Dr."]);
         }
         let mut r = json!({

@@ -98,17 +98,19 @@ fn loinc_code(code: &str, display: &str) -> Value {
     json!({ "coding": [{ "system": LOINC, "code": code, "display": display }], "text": display })
 }
 
-/// Observation category: `vital-signs` or `laboratory`.
+/// Observation category: `vital-signs`, `laboratory` or `exam`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Category {
     VitalSigns,
     Laboratory,
+    Exam,
 }
 
 fn category(cat: Category) -> Value {
     let (code, display) = match cat {
         Category::VitalSigns => ("vital-signs", "Vital Signs"),
         Category::Laboratory => ("laboratory", "Laboratory"),
+        Category::Exam => ("exam", "Exam"),
     };
     json!([{ "coding": [{ "system": OBSERVATION_CATEGORY, "code": code, "display": display }], "text": display }])
 }
@@ -155,6 +157,29 @@ pub(super) fn observation(
         o.extend(measured(loinc, value, decimals, with_range));
     }
     obs
+}
+
+/// An Observation with a value already shaped (`value` is one `value[x]` member, such as
+/// `("valueString", "20/20")`), performed by the clinician of `ctx`.
+pub(super) fn observation_with(
+    ctx: &Ctx,
+    cat: Category,
+    code: Value,
+    value: (&str, Value),
+    effective: OffsetDateTime,
+    issued: OffsetDateTime,
+) -> Value {
+    let mut obs = observation_head(ctx, cat, code, effective, issued);
+    if let Some(o) = obs.as_object_mut() {
+        o.insert("performer".into(), json!([ctx.practitioner.clone()]));
+        o.insert(value.0.into(), value.1);
+    }
+    obs
+}
+
+/// `{"coding": [LOINC code, display], "text": display}`
+pub(super) fn loinc_concept(c: Concept) -> Value {
+    loinc_code(c.code, c.display)
 }
 
 /// The blood-pressure panel (85354-9) with systolic and diastolic components.

@@ -273,12 +273,28 @@ pub(super) fn location_ref(prov: &Providers, org: usize, dept: &str) -> Value {
     })
 }
 
+/// The identifier value of bed `bed` (from 1) of facility `org`'s inpatient ward.
+fn bed_value(org: usize, bed: u32) -> String {
+    format!("{}-bed-{bed:02}", location_value(org, "inpatient-ward"))
+}
+
+/// A conditional reference to bed `bed` (from 1 to the facility's `beds`) of facility `org`'s ward.
+pub(super) fn bed_ref(prov: &Providers, org: usize, bed: u32) -> Value {
+    json!({
+        "reference": format!("Location?identifier={SITE_SYSTEM}|{}", bed_value(org, bed)),
+        "display": format!("{} Ward 2A, bed {bed}", prov.orgs[org].facility.name)
+    })
+}
+
 /// The department a staff member works in.
 pub(super) fn department_of(role: StaffRole) -> &'static str {
     match role {
         StaffRole::Dentist | StaffRole::DentalHygienist => "dental",
         StaffRole::Pharmacist | StaffRole::PharmacyTechnician => "pharmacy",
         StaffRole::Administrator => "",
+        StaffRole::Radiologist => "radiology",
+        StaffRole::Pathologist => "laboratory",
+        StaffRole::Surgeon => "inpatient-ward",
         _ => "primary-care",
     }
 }
@@ -485,7 +501,7 @@ pub(super) fn facility_bundle(cfg: &SynthConfig, prov: &Providers, org: usize) -
         ));
         if ward {
             for bed in 1..=f.beds {
-                let value = format!("{}-bed-{bed:02}", location_value(org, d.key));
+                let value = bed_value(org, bed);
                 entries.push(post(
                     &new_urn(&mut rng),
                     json!({

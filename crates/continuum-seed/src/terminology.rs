@@ -24,6 +24,11 @@ const RXNORM_CSV: &str = include_str!("../../../terminology/rxnorm-common.csv");
 const SNOMED_CSV: &str = include_str!("../../../terminology/snomed-common.csv");
 const UCUM_CSV: &str = include_str!("../../../terminology/ucum-common.csv");
 const CONTINUUM_CSV: &str = include_str!("../../../terminology/continuum.csv");
+/// LOINC codes the generator writes that `loinc-common.csv` lacks (radiology, pathology, discharge summary,
+/// visual acuity), and Continuum's own codes added with them (dental readiness class, more staff roles):
+/// the crate's `terminology/` folder, described in its README. Loaded with the lists they supplement.
+const LOINC_SUPPLEMENT_CSV: &str = include_str!("../terminology/loinc-supplement.csv");
+const CONTINUUM_SUPPLEMENT_CSV: &str = include_str!("../terminology/continuum-supplement.csv");
 
 pub const MVX: &str = "http://hl7.org/fhir/sid/mvx";
 
@@ -211,6 +216,10 @@ fn icd10cm() -> Source {
 }
 
 fn loinc() -> Source {
+    let rows: Vec<_> = records(LOINC_CSV)
+        .into_iter()
+        .chain(records(LOINC_SUPPLEMENT_CSV))
+        .collect();
     Source {
         id: "loinc-common".into(),
         url: LOINC.into(),
@@ -219,13 +228,14 @@ fn loinc() -> Source {
         publisher: "Regenstrief Institute, Inc.",
         content: "fragment",
         copyright: LOINC_NOTICE,
-        description:
-            "238 common LOINC codes with their typical UCUM unit (terminology/loinc-common.csv)."
-                .into(),
+        description: format!(
+            "{} common LOINC codes with their typical UCUM unit (terminology/loinc-common.csv, and the radiology, pathology, document and visual acuity codes of crates/continuum-seed/terminology/loinc-supplement.csv).",
+            rows.len()
+        ),
         properties: vec![
             json!({ "code": "unit", "description": "Typical UCUM unit", "type": "string" }),
         ],
-        concepts: records(LOINC_CSV)
+        concepts: rows
             .iter()
             .map(|r| {
                 let mut c = concept(get(r, "code"), get(r, "display"));
@@ -298,7 +308,10 @@ fn ucum() -> Source {
 
 fn continuum() -> Vec<Source> {
     let mut own: BTreeMap<String, Vec<Value>> = BTreeMap::new();
-    for r in records(CONTINUUM_CSV) {
+    for r in records(CONTINUUM_CSV)
+        .into_iter()
+        .chain(records(CONTINUUM_SUPPLEMENT_CSV))
+    {
         let mut c = concept(get(&r, "code"), get(&r, "display"));
         if !get(&r, "definition").is_empty() {
             c.insert("definition".into(), json!(get(&r, "definition")));
@@ -325,7 +338,7 @@ fn continuum() -> Vec<Source> {
             content: "complete",
             copyright: "Apache-2.0, like the rest of Continuum.",
             description: format!(
-                "A code system Continuum defines itself (terminology/continuum.csv, system `{system}`)."
+                "A code system Continuum defines itself (system `{system}` of terminology/continuum.csv and crates/continuum-seed/terminology/continuum-supplement.csv)."
             ),
             properties: Vec::new(),
             concepts,

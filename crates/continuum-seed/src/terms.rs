@@ -4,7 +4,9 @@
 //! Codes and display strings were copied from the project's terminology files
 //! (`shared/terminology/*.csv`: `icd10cm.csv`, `loinc-common.csv`, `rxnorm-common.csv`, `cvx.csv`,
 //! `snomed-common.csv`); LOINC units and reference ranges are the ones given there. Only the three allergy
-//! reaction SNOMED CT codes are not in those files (they are Synthea's). Nothing here is for clinical use.
+//! reaction SNOMED CT codes are not in those files (they are Synthea's), and the radiology, pathology,
+//! document and visual acuity LOINC codes, which come from the crate's `terminology/loinc-supplement.csv`.
+//! Nothing here is for clinical use.
 
 use time::macros::offset;
 use time::UtcOffset;
@@ -104,9 +106,25 @@ pub(super) const PREGNANCY: Concept = c(
     "Encounter for supervision of normal pregnancy, unspecified, unspecified trimester",
 );
 
+// Reasons for inpatient stays.
+pub(super) const PNEUMONIA: Concept = c("J18.9", "Pneumonia, unspecified organism");
+pub(super) const BRONCHIOLITIS: Concept = c("J21.9", "Acute bronchiolitis, unspecified");
+pub(super) const APPENDICITIS: Concept = c("K35.80", "Unspecified acute appendicitis");
+pub(super) const CHOLECYSTITIS: Concept = c("K81.0", "Acute cholecystitis");
+pub(super) const CELLULITIS_LEG: Concept = c("L03.115", "Cellulitis of right lower limb");
+pub(super) const CONCUSSION: Concept = c(
+    "S06.0X1A",
+    "Concussion with loss of consciousness of 30 minutes or less, initial encounter",
+);
+pub(super) const SYNCOPE: Concept = c("R55", "Syncope and collapse");
+pub(super) const CHEST_PAIN: Concept = c("R07.9", "Chest pain, unspecified");
+pub(super) const HEATSTROKE: Concept = c("T67.02XA", "Exertional heatstroke, initial encounter");
+pub(super) const VIRAL_GASTROENTERITIS: Concept =
+    c("A08.4", "Viral intestinal infection, unspecified");
+
 /// Every ICD-10-CM code the generator writes (the loaded ICD-10-CM CodeSystem holds these, their ancestors
 /// and every chapter, block and category; a test checks that nothing generated is missing).
-pub(super) const ICD10_USED: [Concept; 34] = [
+pub(super) const ICD10_USED: [Concept; 44] = [
     HYPERTENSION,
     HYPERLIPIDEMIA,
     DIABETES_T2,
@@ -141,6 +159,16 @@ pub(super) const ICD10_USED: [Concept; 34] = [
     HEADACHE,
     KNEE_PAIN,
     PREGNANCY,
+    PNEUMONIA,
+    BRONCHIOLITIS,
+    APPENDICITIS,
+    CHOLECYSTITIS,
+    CELLULITIS_LEG,
+    CONCUSSION,
+    SYNCOPE,
+    CHEST_PAIN,
+    HEATSTROKE,
+    VIRAL_GASTROENTERITIS,
 ];
 
 // ---------------------------------------------------------------- SNOMED CT encounter types and procedures
@@ -178,6 +206,15 @@ pub(super) const PROC_DENTAL_CLEANING: Concept = c(
     "Removal of supragingival plaque and calculus from all teeth using dental instrument",
 );
 pub(super) const PROC_FLUORIDE: Concept = c("68071007", "Dental fluoride treatment");
+
+pub(super) const ENC_HOSPITAL_ADMISSION: Concept = c("32485007", "Hospital admission");
+pub(super) const ENC_EMERGENCY_ADMISSION: Concept = c("183452005", "Emergency hospital admission");
+pub(super) const PROC_APPENDECTOMY: Concept = c("80146002", "Excision of appendix");
+pub(super) const PROC_LAP_CHOLECYSTECTOMY: Concept = c("45595009", "Laparoscopic cholecystectomy");
+/// SNOMED CT findings for report conclusions (`conclusionCode`).
+pub(super) const FINDING_PNEUMONIA: Concept = c("233604007", "Pneumonia");
+pub(super) const FINDING_APPENDICITIS: Concept = c("74400008", "Appendicitis");
+pub(super) const FINDING_CHOLECYSTITIS: Concept = c("65275009", "Acute cholecystitis");
 
 pub(super) const REACTION_SKIN_ERUPTION: Concept = c("271807003", "Eruption of skin");
 pub(super) const REACTION_URTICARIA: Concept = c("126485001", "Urticaria");
@@ -239,6 +276,31 @@ pub(super) const BMI: Loinc = l(
 );
 pub(super) const BODY_TEMP: Loinc = l("8310-5", "Body temperature", "Cel", Some(36.6), Some(37.2));
 pub(super) const RESP_RATE: Loinc = l("9279-1", "Respiratory rate", "/min", Some(16.0), Some(20.0));
+pub(super) const SPO2: Loinc = l(
+    "59408-5",
+    "Oxygen saturation in Arterial blood by Pulse oximetry",
+    "%",
+    Some(94.0),
+    Some(100.0),
+);
+
+// Documents, imaging, pathology and visual acuity (the crate's `terminology/loinc-supplement.csv`).
+pub(super) const DISCHARGE_SUMMARY: Concept = c("18842-5", "Discharge summary");
+pub(super) const XR_CHEST_2_VIEWS: Concept = c("36643-5", "XR Chest 2 Views");
+pub(super) const CT_HEAD_WO_CONTRAST: Concept = c("30799-1", "CT Head WO contrast");
+pub(super) const XR_ANKLE_RIGHT: Concept = c("26099-2", "XR Ankle - right Views");
+pub(super) const CT_ABDOMEN_PELVIS_W_CONTRAST: Concept =
+    c("36813-4", "CT Abdomen and Pelvis W contrast IV");
+pub(super) const US_ABDOMEN_RUQ: Concept = c("24532-4", "US Abdomen RUQ");
+pub(super) const PATHOLOGY_STUDY: Concept = c("11526-1", "Pathology study");
+pub(super) const PATHOLOGY_DIAGNOSIS: Concept =
+    c("22637-3", "Pathology report final diagnosis Narrative");
+pub(super) const ACUITY_RIGHT: Concept = c("98499-7", "Visual acuity uncorrected Right eye");
+pub(super) const ACUITY_LEFT: Concept = c("98498-9", "Visual acuity uncorrected Left eye");
+pub(super) const ACUITY_CORRECTED_RIGHT: Concept =
+    c("65893-0", "Visual acuity best corrected Right eye");
+pub(super) const ACUITY_CORRECTED_LEFT: Concept =
+    c("65897-1", "Visual acuity best corrected Left eye");
 
 pub(super) const LIPID_PANEL: Concept =
     c("57698-3", "Lipid panel with direct LDL - Serum or Plasma");

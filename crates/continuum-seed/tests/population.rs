@@ -162,15 +162,25 @@ fn seed_every_resource_is_valid_fhir_r4() {
         }
     }
     for k in [
+        "AllergyIntolerance",
         "Appointment",
         "CodeSystem",
+        "Condition",
         "Coverage",
+        "DiagnosticReport",
+        "DocumentReference",
+        "Encounter",
         "HealthcareService",
+        "ImagingStudy",
+        "Immunization",
         "Location",
+        "MedicationRequest",
+        "Observation",
         "Organization",
         "Patient",
         "Practitioner",
         "PractitionerRole",
+        "Procedure",
         "RelatedPerson",
         "Schedule",
         "Slot",
@@ -256,6 +266,7 @@ fn physiologic(loinc: &str) -> Option<(f64, f64)> {
         "6690-2" => (1.0, 50.0),    // leukocytes
         "777-3" => (20.0, 1000.0),  // platelets
         "4548-4" => (3.0, 18.0),    // HbA1c
+        "59408-5" => (50.0, 100.0), // oxygen saturation
         _ => return None,
     })
 }
@@ -700,5 +711,443 @@ fn seed_recent_visits_have_plainly_synthetic_notes_labelled_like_their_visit() {
     assert!(
         notes > 500 && labelled > 0,
         "{notes} notes, {labelled} labelled"
+    );
+}
+
+/// Conditional references of the site data: `Type?identifier=system|value` → the resource.
+fn site_resources() -> BTreeMap<String, &'static Value> {
+    let mut out = BTreeMap::new();
+    for c in population().iter().filter(|c| c.kind == ChunkKind::Site) {
+        for r in entries(&c.bundle).iter().map(|e| &e["resource"]) {
+            let ty = r["resourceType"].as_str().unwrap();
+            for i in r["identifier"].as_array().into_iter().flatten() {
+                let key = format!(
+                    "{ty}?identifier={}|{}",
+                    i["system"].as_str().unwrap(),
+                    i["value"].as_str().unwrap()
+                );
+                out.insert(key, r);
+            }
+        }
+    }
+    out
+}
+
+/// Within one site bundle, the resource a `urn:uuid:` reference names.
+fn site_urns() -> BTreeMap<&'static str, &'static Value> {
+    population()
+        .iter()
+        .filter(|c| c.kind == ChunkKind::Site)
+        .flat_map(|c| entries(&c.bundle))
+        .filter_map(|e| Some((e["fullUrl"].as_str()?, &e["resource"])))
+        .collect()
+}
+
+/// The staff-role code of the Practitioner a conditional reference names.
+fn staff_roles() -> BTreeMap<String, String> {
+    let site = site_resources();
+    let urns = site_urns();
+    let mut by_urn: BTreeMap<&str, String> = BTreeMap::new();
+    for r in urns
+        .values()
+        .filter(|r| r["resourceType"] == "PractitionerRole")
+    {
+        let code = r["code"][0]["coding"][0]["code"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        by_urn.insert(r["practitioner"]["reference"].as_str().unwrap(), code);
+    }
+    let mut out = BTreeMap::new();
+    for (key, r) in &site {
+        if r["resourceType"] != "Practitioner" {
+            continue;
+        }
+        let urn = urns
+            .iter()
+            .find(|(_, x)| std::ptr::eq(**x, *r))
+            .map(|(u, _)| *u)
+            .unwrap();
+        out.insert(key.clone(), by_urn[urn].clone());
+    }
+    out
+}
+
+fn codes_of(concept: &Value) -> Vec<&str> {
+    concept["coding"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["code"].as_str())
+        .collect()
+}
+
+#[test]
+fn seed_inpatient_stays_lie_in_the_life_and_the_ward_beds_of_the_facility() {
+    let now = cfg().now;
+    let site = site_resources();
+    let urns = site_urns();
+    let (mut stays, mut transfers, mut patients, mut admitted) = (0, 0, 0, BTreeSet::new());
+    for b in families() {
+        let mut people: BTreeMap<&str, (Date, OffsetDateTime)> = BTreeMap::new();
+        for e in entries(b) {
+            let r = &e["resource"];
+            if r["resourceType"] == "Patient" {
+                let death = r["deceasedDateTime"].as_str().map(instant);
+                people.insert(
+                    e["fullUrl"].as_str().unwrap(),
+                    (date(r["birthDate"].as_str().unwrap()), death.unwrap_or(now)),
+                );
+            }
+        }
+        patients += people.len();
+        let resources: Vec<(&str, &Value)> = entries(b)
+            .iter()
+            .filter_map(|e| Some((e["fullUrl"].as_str()?, &e["resource"])))
+            .collect();
+        let periods: Vec<(&str, &str, OffsetDateTime, OffsetDateTime)> = resources
+            .iter()
+            .filter(|(_, r)| r["resourceType"] == "Encounter")
+            .map(|(u, r)| {
+                (
+                    *u,
+                    r["subject"]["reference"].as_str().unwrap(),
+                    instant(r["period"]["start"].as_str().unwrap()),
+                    instant(r["period"]["end"].as_str().unwrap()),
+                )
+            })
+            .collect();
+        for (url, r) in &resources {
+            if r["resourceType"] != "Encounter" || r["class"]["code"] != "IMP" {
+                continue;
+            }
+            stays += 1;
+            let who = r["subject"]["reference"].as_str().unwrap();
+            admitted.insert(who.to_string());
+            let (birth, end) = people[who];
+            let start = instant(r["period"]["start"].as_str().unwrap());
+            let stop = instant(r["period"]["end"].as_str().unwrap());
+            assert!(
+                birth <= start.date(),
+                "admitted {start} before birth {birth}"
+            );
+            assert!(start < stop && stop <= end, "{start}..{stop} after {end}");
+            let length = stop - start;
+            assert!(
+                length >= time::Duration::hours(8) && length <= time::Duration::days(8),
+                "a stay of {length}"
+            );
+            // No other visit of the same person during the stay.
+            for (other, subject, s, e) in &periods {
+                if other != url && *subject == who {
+                    assert!(*e <= start || *s >= stop, "a visit {s}..{e} during a stay");
+                }
+            }
+            let h = &r["hospitalization"];
+            assert!(["emd", "outp"].contains(&codes_of(&h["admitSource"])[0]));
+            assert!(["home", "snf"].contains(&codes_of(&h["dischargeDisposition"])[0]));
+            // The serviceProvider's ward and beds: Locations of that facility.
+            let provider = r["serviceProvider"]["reference"].as_str().unwrap();
+            let mut beds = Vec::new();
+            for l in r["location"].as_array().unwrap() {
+                let key = l["location"]["reference"].as_str().unwrap();
+                let loc = site
+                    .get(key)
+                    .unwrap_or_else(|| panic!("{key} is not a Location of the site data"));
+                assert_eq!(loc["resourceType"], "Location");
+                let org = urns[loc["managingOrganization"]["reference"].as_str().unwrap()];
+                let org_key = format!(
+                    "Organization?identifier={}|{}",
+                    org["identifier"][0]["system"].as_str().unwrap(),
+                    org["identifier"][0]["value"].as_str().unwrap()
+                );
+                assert_eq!(org_key, provider, "a bed of another facility");
+                let (from, to) = (
+                    instant(l["period"]["start"].as_str().unwrap()),
+                    instant(l["period"]["end"].as_str().unwrap()),
+                );
+                assert!(start <= from && from < to && to <= stop);
+                let kind = loc["physicalType"]["coding"][0]["code"].as_str().unwrap();
+                assert_eq!(kind, l["physicalType"]["coding"][0]["code"]);
+                if kind == "bd" {
+                    beds.push((from, to));
+                } else {
+                    assert_eq!(kind, "wa");
+                }
+            }
+            assert!(!beds.is_empty(), "a stay without a bed");
+            assert_eq!(beds[0].0, start);
+            assert_eq!(beds.last().unwrap().1, stop);
+            for w in beds.windows(2) {
+                assert_eq!(w[0].1, w[1].0, "bed history with a gap");
+            }
+            transfers += beds.len() - 1;
+            // The reason, vital signs during the stay, and a discharge summary.
+            let mine: Vec<&&Value> = resources
+                .iter()
+                .filter(|(_, x)| {
+                    x["encounter"]["reference"] == *url
+                        || x["context"]["encounter"][0]["reference"] == *url
+                })
+                .map(|(_, x)| x)
+                .collect();
+            let reason = r["diagnosis"][0]["condition"]["reference"]
+                .as_str()
+                .unwrap();
+            assert!(resources
+                .iter()
+                .any(|(u, x)| *u == reason && x["resourceType"] == "Condition"));
+            let vitals: Vec<OffsetDateTime> = mine
+                .iter()
+                .filter(|x| x["category"][0]["coding"][0]["code"] == "vital-signs")
+                .map(|x| instant(x["effectiveDateTime"].as_str().unwrap()))
+                .collect();
+            assert!(vitals.len() >= 4, "{} vital signs", vitals.len());
+            assert!(vitals.iter().all(|t| start <= *t && *t <= stop));
+            let summaries = mine
+                .iter()
+                .filter(|x| {
+                    x["resourceType"] == "DocumentReference"
+                        && x["type"]["coding"][0]["code"] == "18842-5"
+                })
+                .count();
+            assert_eq!(summaries, 1, "one discharge summary per stay");
+        }
+    }
+    assert!(
+        stays >= 5 && transfers > 0,
+        "{stays} stays, {transfers} moves"
+    );
+    assert!(
+        admitted.len() * 4 < patients,
+        "a small fraction: {} of {patients}",
+        admitted.len()
+    );
+}
+
+#[test]
+fn seed_radiology_pathology_and_laboratory_reports_are_complete() {
+    let roles = staff_roles();
+    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+    for b in families() {
+        let by_url: BTreeMap<&str, &Value> = entries(b)
+            .iter()
+            .filter_map(|e| Some((e["fullUrl"].as_str()?, &e["resource"])))
+            .collect();
+        for r in by_url.values() {
+            if r["resourceType"] != "DiagnosticReport" {
+                continue;
+            }
+            let category = r["category"][0]["coding"][0]["code"].as_str().unwrap();
+            let code = r["code"]["coding"][0]["code"].as_str().unwrap();
+            let encounter = r["encounter"]["reference"].as_str().unwrap();
+            assert_eq!(by_url[encounter]["resourceType"], "Encounter");
+            assert_eq!(r["code"]["coding"][0]["system"], "http://loinc.org");
+            assert!(
+                instant(r["effectiveDateTime"].as_str().unwrap())
+                    <= instant(r["issued"].as_str().unwrap())
+            );
+            let results: Vec<&Value> = r["result"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|x| by_url[x["reference"].as_str().unwrap()])
+                .collect();
+            for o in &results {
+                assert_eq!(o["resourceType"], "Observation");
+                assert_eq!(o["encounter"]["reference"], encounter);
+                assert_eq!(o["category"][0]["coding"][0]["code"], "laboratory");
+            }
+            let interpreter = || {
+                let who = r["resultsInterpreter"][0]["reference"].as_str().unwrap();
+                roles[who].as_str()
+            };
+            match category {
+                "LAB" => assert!(!results.is_empty(), "a lab report without results"),
+                "RAD" => {
+                    assert!(
+                        ["36643-5", "30799-1", "26099-2", "36813-4", "24532-4"].contains(&code),
+                        "{code}"
+                    );
+                    let conclusion = r["conclusion"].as_str().unwrap();
+                    assert!(conclusion.contains("Synthetic") && conclusion.len() < 200);
+                    assert!(r["performer"][0]["reference"]
+                        .as_str()
+                        .unwrap()
+                        .starts_with("Organization?"));
+                    assert_eq!(interpreter(), "radiologist");
+                    let study = by_url[r["imagingStudy"][0]["reference"].as_str().unwrap()];
+                    assert_eq!(study["resourceType"], "ImagingStudy");
+                    assert_eq!(study["encounter"]["reference"], encounter);
+                    assert_eq!(study["procedureCode"][0]["coding"][0]["code"], code);
+                    let modality = study["modality"][0]["code"].as_str().unwrap();
+                    assert!(["DX", "CT", "US"].contains(&modality));
+                    let mut uids = vec![study["identifier"][0]["value"]
+                        .as_str()
+                        .unwrap()
+                        .strip_prefix("urn:oid:")
+                        .unwrap()];
+                    for series in study["series"].as_array().unwrap() {
+                        assert_eq!(series["modality"]["code"], modality);
+                        uids.push(series["uid"].as_str().unwrap());
+                        for i in series["instance"].as_array().into_iter().flatten() {
+                            uids.push(i["uid"].as_str().unwrap());
+                        }
+                    }
+                    for uid in uids {
+                        let digits = uid.strip_prefix("2.25.").unwrap();
+                        assert!(
+                            uid.len() <= 64
+                                && !digits.is_empty()
+                                && digits.bytes().all(|c| c.is_ascii_digit())
+                                && (digits == "0" || !digits.starts_with('0')),
+                            "{uid}"
+                        );
+                    }
+                    *seen.entry(modality).or_default() += 1;
+                }
+                "PAT" => {
+                    assert_eq!(code, "11526-1");
+                    assert_eq!(interpreter(), "pathologist");
+                    assert_eq!(results.len(), 1);
+                    assert_eq!(results[0]["code"]["coding"][0]["code"], "22637-3");
+                    assert!(results[0]["valueString"]
+                        .as_str()
+                        .unwrap()
+                        .contains("Synthetic"));
+                    assert!(r["conclusion"].as_str().unwrap().contains("Synthetic"));
+                }
+                other => panic!("report category {other}"),
+            }
+            *seen.entry(category).or_default() += 1;
+        }
+    }
+    for k in ["LAB", "RAD", "PAT", "DX", "CT"] {
+        assert!(seen.get(k).copied().unwrap_or(0) > 0, "no {k}: {seen:?}");
+    }
+}
+
+#[test]
+fn seed_vision_tests_only_for_serving_adults_and_a_dental_class_after_each_exam() {
+    let (mut vision, mut classes) = (0, BTreeMap::new());
+    for b in families() {
+        let mut serving: BTreeMap<&str, (bool, Date)> = BTreeMap::new();
+        for e in entries(b) {
+            let r = &e["resource"];
+            if r["resourceType"] == "Patient" {
+                let category = r["extension"][0]["valueCoding"]["code"].as_str().unwrap();
+                serving.insert(
+                    e["fullUrl"].as_str().unwrap(),
+                    (
+                        ["active-duty", "reserve"].contains(&category),
+                        date(r["birthDate"].as_str().unwrap()),
+                    ),
+                );
+            }
+        }
+        let by_url: BTreeMap<&str, &Value> = entries(b)
+            .iter()
+            .filter_map(|e| Some((e["fullUrl"].as_str()?, &e["resource"])))
+            .collect();
+        let mut pha_eyes: BTreeMap<&str, usize> = BTreeMap::new();
+        let mut dental: BTreeMap<&str, (Vec<&str>, Vec<&str>)> = BTreeMap::new();
+        for (url, r) in &by_url {
+            if r["resourceType"] == "Encounter" {
+                if r["reasonCode"][0]["coding"][0]["code"] == "Z02.89" {
+                    pha_eyes.entry(url).or_default();
+                }
+                if r["serviceType"]["coding"][0]["code"] == "dental" {
+                    dental.entry(url).or_default();
+                }
+            }
+        }
+        for r in by_url.values() {
+            let enc = r["encounter"]["reference"].as_str().unwrap_or("");
+            match r["resourceType"].as_str().unwrap() {
+                "Observation" => {
+                    let code = r["code"]["coding"][0]["code"].as_str().unwrap();
+                    if ["98499-7", "98498-9", "65893-0", "65897-1"].contains(&code) {
+                        let (in_service, birth) =
+                            serving[r["subject"]["reference"].as_str().unwrap()];
+                        let at = instant(r["effectiveDateTime"].as_str().unwrap());
+                        assert!(
+                            in_service && age_at(birth, at) >= 18.0,
+                            "vision test of someone not serving"
+                        );
+                        assert_eq!(r["category"][0]["coding"][0]["code"], "exam");
+                        let value = r["valueString"].as_str().unwrap();
+                        let denominator: u32 = value.strip_prefix("20/").unwrap().parse().unwrap();
+                        assert!((10..=400).contains(&denominator), "{value}");
+                        let eyes = pha_eyes
+                            .get_mut(enc)
+                            .unwrap_or_else(|| panic!("a vision test outside a health assessment"));
+                        *eyes += usize::from(code == "98499-7" || code == "98498-9");
+                        vision += 1;
+                    }
+                    if r["code"]["coding"][0]["system"]
+                        .as_str()
+                        .unwrap()
+                        .ends_with("/CodeSystem/observation-code")
+                        && code == "dental-readiness-class"
+                    {
+                        assert_eq!(r["category"][0]["coding"][0]["code"], "exam");
+                        let value = &r["valueCodeableConcept"]["coding"][0];
+                        assert!(value["system"]
+                            .as_str()
+                            .unwrap()
+                            .ends_with("/CodeSystem/dental-readiness-class"));
+                        dental
+                            .get_mut(enc)
+                            .expect("a dental class outside a dental exam")
+                            .0
+                            .push(value["code"].as_str().unwrap());
+                    }
+                }
+                "Condition" if dental.contains_key(enc) => {
+                    let code = r["code"]["coding"][0]["code"].as_str().unwrap();
+                    dental.get_mut(enc).unwrap().1.push(code);
+                }
+                _ => {}
+            }
+        }
+        for (url, eyes) in pha_eyes {
+            assert_eq!(eyes, 2, "both eyes at the health assessment {url}");
+        }
+        for (class, findings) in dental.values() {
+            assert_eq!(class.len(), 1, "one dental class per exam: {class:?}");
+            let expected = if findings.is_empty() {
+                "1"
+            } else if findings.contains(&"K02.52") {
+                "3"
+            } else {
+                "2"
+            };
+            assert_eq!(class[0], expected, "class for findings {findings:?}");
+            *classes.entry(class[0]).or_insert(0) += 1;
+        }
+    }
+    assert!(vision > 100, "{vision} vision results");
+    assert_eq!(classes.len(), 3, "classes 1 to 3: {classes:?}");
+    // The code system is loaded, with all four classes.
+    let cs = all_resources()
+        .find(|r| {
+            r["resourceType"] == "CodeSystem"
+                && r["url"]
+                    .as_str()
+                    .unwrap()
+                    .ends_with("/CodeSystem/dental-readiness-class")
+        })
+        .expect("the dental-readiness-class CodeSystem");
+    let concepts: Vec<(&str, &str)> = cs["concept"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["code"].as_str().unwrap(), c["display"].as_str().unwrap()))
+        .collect();
+    assert_eq!(concepts.len(), 4);
+    assert_eq!(concepts[0], ("1", "Class 1: no dental treatment needed"));
+    assert_eq!(
+        concepts[3],
+        ("4", "Class 4: dental exam overdue or unknown")
     );
 }

@@ -1,15 +1,16 @@
 //! Military-specific examinations of the simulated record: the periodic health assessment (PHA) of service
-//! members with their hearing test and vision findings, and yearly dental examinations at the facility's
-//! dental clinic with findings charted by tooth (FDI two-digit numbering, HL7 `ex-tooth`).
+//! members with their hearing test, vision findings and visual acuity, and yearly dental examinations at the
+//! facility's dental clinic with findings charted by tooth (FDI two-digit numbering, HL7 `ex-tooth`) and the
+//! DoD dental readiness class they imply.
 
 use rand::Rng;
-use serde_json::json;
+use serde_json::{json, Value};
 use time::{Duration, OffsetDateTime, Time};
 
 use super::super::cs_url;
 use super::super::person::{minutes, years, Role, Visit};
 use super::super::providers::StaffRole;
-use super::super::resources::{self as fhir, Ctx};
+use super::super::resources::{self as fhir, Category, Ctx};
 use super::super::site;
 use super::super::terms::*;
 use super::{new_urn, Sim};
@@ -22,6 +23,36 @@ const CARIES_TEETH: [&str; 16] = [
 ];
 /// The first permanent molars: the only permanent teeth a 6 to 11 year old surely has.
 const FIRST_MOLARS: [&str; 4] = ["16", "26", "36", "46"];
+
+/// Snellen acuity (20 ft notation) of eyes without a refractive error, by how often it is found.
+const NORMAL_ACUITY: [&str; 7] = [
+    "20/15", "20/20", "20/20", "20/20", "20/20", "20/25", "20/30",
+];
+/// Lines of uncorrected acuity of myopic eyes, best first.
+const MYOPIC_ACUITY: [&str; 6] = ["20/40", "20/50", "20/70", "20/100", "20/200", "20/400"];
+
+/// The DoD dental readiness class after an examination: 1 without findings, 3 when caries reach the dentin
+/// (an emergency is likely within a year), 2 for the rest (enamel caries, gingivitis). Class 4 (exam overdue
+/// or unknown) is never the result of an examination.
+fn readiness_class(findings: &[Concept]) -> u8 {
+    if findings.is_empty() {
+        1
+    } else if findings.contains(&CARIES_DENTIN) {
+        3
+    } else {
+        2
+    }
+}
+
+/// Code and display of a class in Continuum's `dental-readiness-class` code system.
+fn readiness_display(class: u8) -> &'static str {
+    match class {
+        1 => "Class 1: no dental treatment needed",
+        2 => "Class 2: dental treatment needed, no dental emergency expected within 12 months",
+        3 => "Class 3: dental treatment needed, dental emergency likely within 12 months",
+        _ => "Class 4: dental exam overdue or unknown",
+    }
+}
 
 impl Sim<'_> {
     /// A serving adult (active duty or reserve) gets the periodic health assessment at the wellness visit.
@@ -42,6 +73,89 @@ impl Sim<'_> {
             self.given.insert("hearing-loss");
             self.finding(ctx, v, HEARING_LOSS, None);
         }
+        if self.population {
+            self.with_aux(|s| s.visual_acuity(ctx, v));
+        }
+    }
+
+    /// The PHA's vision screening: uncorrected Snellen acuity of each eye (LOINC, `valueString` like
+    /// "20/20"), and once myopia is on record, poorer uncorrected and a corrected acuity too.
+    fn visual_acuity(&mut self, ctx: &Ctx, v: &Visit) {
+        let at = (v.start + minutes(15)).min(v.end);
+        let myopic = self.given.contains("myopia");
+        let (right, left) = if myopic {
+            let (r, l) = match self.myopia {
+                Some(lines) => lines,
+                None => {
+                    let r = self.rng.random_range(0..4usize);
+                    let l = (r + self.rng.random_range(0..3usize)).saturating_sub(1);
+                    self.myopia = Some((r, l));
+                    (r, l)
+                }
+            };
+            (
+                MYOPIC_ACUITY[r],
+                MYOPIC_ACUITY[l.min(MYOPIC_ACUITY.len() - 1)],
+            )
+        } else {
+            let n = NORMAL_ACUITY.len();
+            (
+                NORMAL_ACUITY[self.rng.random_range(0..n)],
+                NORMAL_ACUITY[self.rng.random_range(0..n)],
+            )
+        };
+        let mut results = vec![(ACUITY_RIGHT, right), (ACUITY_LEFT, left)];
+        if myopic {
+            let corrected = |rng: &mut rand::rngs::StdRng| {
+                if rng.random_bool(0.3) {
+                    "20/15"
+                } else {
+                    "20/20"
+                }
+            };
+            results.push((ACUITY_CORRECTED_RIGHT, corrected(&mut self.rng)));
+            results.push((ACUITY_CORRECTED_LEFT, corrected(&mut self.rng)));
+        }
+        for (code, value) in results {
+            let urn = new_urn(&mut self.rng);
+            let o = fhir::observation_with(
+                ctx,
+                Category::Exam,
+                fhir::loinc_concept(code),
+                ("valueString", json!(value)),
+                at,
+                at,
+            );
+            self.push(&urn, "Observation", o);
+        }
+    }
+
+    /// The dental readiness class (an exam Observation valued in Continuum's `dental-readiness-class`).
+    fn dental_readiness(&mut self, ctx: &Ctx, v: &Visit, class: u8) {
+        let display = readiness_display(class);
+        let value: Value = json!({
+            "coding": [{ "system": cs_url("dental-readiness-class"), "code": class.to_string(), "display": display }],
+            "text": display
+        });
+        let code = json!({
+            "coding": [{
+                "system": cs_url("observation-code"),
+                "code": "dental-readiness-class",
+                "display": "Dental readiness classification"
+            }],
+            "text": "Dental readiness classification"
+        });
+        let at = v.end - minutes(5);
+        let urn = new_urn(&mut self.rng);
+        let o = fhir::observation_with(
+            ctx,
+            Category::Exam,
+            code,
+            ("valueCodeableConcept", value),
+            at,
+            v.end,
+        );
+        self.push(&urn, "Observation", o);
     }
 
     /// A Condition found at visit `v` (problem list, active, onset at the visit).
@@ -106,6 +220,7 @@ impl Sim<'_> {
     }
 
     fn dental_exam(&mut self, v: &Visit) {
+        self.busy.push((v.start, v.end));
         let age = self.p.age_at(v.start);
         let enc = new_urn(&mut self.rng);
         let practitioner = self.prov.practitioner_ref(v.prac);
@@ -164,15 +279,24 @@ impl Sim<'_> {
             self.procedure(&ctx, v, PROC_FLUORIDE, None);
         }
         let teeth: Vec<&str> = findings.iter().filter_map(|f| f.1).collect();
+        let class = readiness_class(&findings.iter().map(|f| f.0).collect::<Vec<_>>());
         let summary = match teeth.as_slice() {
             [] => reason.display.to_string(),
             [t] => format!("{}; caries on tooth {t}", reason.display),
             [t, u, ..] => format!("{}; caries on teeth {t} and {u}", reason.display),
         };
+        let summary = if self.population {
+            format!("{summary}; dental readiness class {class}")
+        } else {
+            summary
+        };
         for (code, tooth) in findings {
             self.finding(&ctx, v, code, tooth);
         }
-        if self.notes && v.start >= self.cfg.now - years(super::NOTE_YEARS) {
+        if self.population {
+            self.with_aux(|s| s.dental_readiness(&ctx, v, class));
+        }
+        if self.population && v.start >= self.cfg.now - years(super::NOTE_YEARS) {
             self.note(&ctx, v, "Dental examination", Some(&summary));
         }
     }
