@@ -6,6 +6,7 @@
 
 pub mod access;
 pub mod audit;
+mod audit_batch;
 pub mod error;
 pub mod fhir;
 

@@ -183,7 +183,7 @@ impl Guarded<'_> {
                 None,
             ));
         }
-        self.fhir.store().audit().append_audit(&recs)?;
+        self.fhir.record_audit(recs)?;
         Ok(())
     }
 
@@ -199,7 +199,7 @@ impl Guarded<'_> {
             None,
             Some(&err.to_string()),
         );
-        if let Err(e) = self.fhir.store().audit().append_audit(&[rec]) {
+        if let Err(e) = self.fhir.record_audit(vec![rec]) {
             tracing::error!(error = %e, "could not record a refused access");
         }
         err

@@ -107,6 +107,8 @@ pub type IdGenerator = Arc<dyn Fn() -> String + Send + Sync>;
 pub struct Fhir {
     store: Arc<dyn ResourceStore>,
     new_id: IdGenerator,
+    /// Group commit of reads' audit records.
+    audit: Arc<crate::audit_batch::AuditBatcher>,
 }
 
 fn bad(msg: impl Into<String>) -> CoreError {
@@ -274,6 +276,7 @@ pub(crate) fn parse_version(v: &str) -> Option<i64> {
 impl Fhir {
     pub fn new(store: Arc<dyn ResourceStore>) -> Self {
         Fhir {
+            audit: Arc::new(crate::audit_batch::AuditBatcher::new(store.clone())),
             store,
             new_id: Arc::new(|| uuid::Uuid::new_v4().to_string()),
         }
@@ -286,6 +289,14 @@ impl Fhir {
 
     pub fn store(&self) -> &Arc<dyn ResourceStore> {
         &self.store
+    }
+
+    /// Append audit records and wait until they are committed, batched with concurrent callers'.
+    pub fn record_audit(
+        &self,
+        records: Vec<continuum_store::AuditRecord>,
+    ) -> Result<(), CoreError> {
+        Ok(self.audit.append(records)?)
     }
 
     /// Create with a server-assigned id; with `if_none_exist`, return the existing match instead (FHIR
