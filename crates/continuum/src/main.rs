@@ -388,11 +388,8 @@ fn main() -> Result<()> {
                     l.label, l.username, l.totp_secret
                 ));
             }
-            let db_flag = if database == DEMO_DATABASE {
-                String::new()
-            } else {
-                format!(" --database {database}")
-            };
+            // `admin` defaults to continuum.db, so name the demo's database
+            let db_flag = format!(" --database {database}");
             let banner = format!(
                 "\n== Continuum demo ==\nEVERY PERSON, CLINIC AND RECORD HERE IS SYNTHETIC: generated, fake, never a real patient.\n\n{guide}\nDemo logins at {base}/login (password for all: {}); the 6-digit code comes from an authenticator app\ngiven the TOTP secret, or from `continuum{db_flag} admin totp-code --username USER`:\n{login_lines}\nThe FHIR API needs a bearer token; this one (a demo integration account, valid 7 days) sees everything:\n  export TOKEN={token}\n  curl -H \"Authorization: Bearer $TOKEN\" '{base}/fhir/Patient?identifier={}|{}'\n  curl -H \"Authorization: Bearer $TOKEN\" '{base}/fhir/Appointment?status=booked'\nMore accounts: continuum admin create-user --help\n",
                 seed::DEMO_PASSWORD,

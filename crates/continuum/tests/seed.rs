@@ -264,6 +264,10 @@ fn demo_seeds_on_first_start_and_reuses_after() {
         );
     }
     assert!(first.contains("Authorization: Bearer"), "{first}");
+    assert!(
+        first.contains("continuum --database sqlite://continuum-demo.db admin totp-code"),
+        "{first}"
+    );
     // demo logins: a sponsor with children in every age band, patients and staff, each with a second factor
     for user in [
         "sponsor",
