@@ -8,13 +8,13 @@
 
 use std::collections::BTreeSet;
 
-use continuum_fhir::registry::registry;
-use continuum_store::{
-    Filter, Predicate, SearchPage, SearchQuery, StoreError, StoredResource, WriteTx,
-};
+use continuum_store::{SearchPage, SearchQuery, StoreError, StoredResource, WriteTx};
 use serde_json::Value;
 
-use super::{check_type, everything_query, parse_search, Fhir, Handling, Prefer, Saved, WriteHook};
+use super::{
+    check_type, compartment_query, everything_query, parse_search, Fhir, Handling, Prefer, Saved,
+    WriteHook,
+};
 use crate::access::{patients_of, Access, Interaction};
 use crate::audit::{self, Event, Outcome};
 use crate::CoreError;
@@ -34,11 +34,16 @@ fn now_us() -> i64 {
 }
 
 fn patients_in(r: &StoredResource) -> Vec<String> {
-    if r.body.is_empty() {
+    patients_of_body(&r.resource_type, &r.body)
+}
+
+/// The patients a stored body (empty for a deletion) belongs to.
+fn patients_of_body(resource_type: &str, body: &[u8]) -> Vec<String> {
+    if body.is_empty() {
         return Vec::new();
     }
-    serde_json::from_slice::<Value>(&r.body)
-        .map(|doc| patients_of(&r.resource_type, &doc))
+    serde_json::from_slice::<Value>(body)
+        .map(|doc| patients_of(resource_type, &doc))
         .unwrap_or_default()
 }
 
@@ -101,13 +106,7 @@ impl WriteHook for Hook<'_> {
                 "you are not permitted to write this {resource_type}: it would be outside the records you may change"
             )));
         }
-        let patients = if body.is_empty() {
-            Vec::new()
-        } else {
-            serde_json::from_slice::<Value>(body)
-                .map(|d| patients_of(resource_type, &d))
-                .unwrap_or_default()
-        };
+        let patients = patients_of_body(resource_type, body);
         let what = vec![format!("{resource_type}/{id}")];
         let now = tx.now();
         let now = continuum_store::to_micros(now);
@@ -374,13 +373,8 @@ impl Guarded<'_> {
         id: &str,
         body: &[u8],
     ) -> Result<(), CoreError> {
-        let patients: BTreeSet<String> = if body.is_empty() {
-            BTreeSet::new()
-        } else {
-            serde_json::from_slice::<Value>(body)
-                .map(|d| patients_of(resource_type, &d).into_iter().collect())
-                .unwrap_or_default()
-        };
+        let patients: BTreeSet<String> =
+            patients_of_body(resource_type, body).into_iter().collect();
         self.record_read(
             event,
             Outcome::Success,
@@ -647,21 +641,7 @@ impl Guarded<'_> {
                 // the compartment's own resource must be visible, or the search would confirm it exists
                 self.read_checked(compartment, id, Interaction::Read)?;
             }
-            let Some(members) = registry().compartments.get(compartment) else {
-                return Err(CoreError::NotFound(format!(
-                    "{compartment} does not define a compartment"
-                )));
-            };
-            let link = members.get(resource_type).cloned().unwrap_or_default();
-            let mut parsed = parse_search(Some(resource_type), params, handling)?;
-            parsed
-                .query
-                .filters
-                .push(Filter::one(Predicate::Compartment {
-                    target_type: compartment.to_string(),
-                    target_id: id.to_string(),
-                    params: link,
-                }));
+            let mut parsed = compartment_query(compartment, id, resource_type, params, handling)?;
             self.access
                 .restrict(&mut parsed.query, Interaction::Search)?;
             let path = format!("{base}/{compartment}/{id}/{resource_type}");

@@ -718,22 +718,7 @@ impl Fhir {
         params: &[(String, String)],
         handling: Handling,
     ) -> Result<Vec<u8>, CoreError> {
-        check_type(compartment)?;
-        check_type(resource_type)?;
-        let Some(members) = registry().compartments.get(compartment) else {
-            return Err(CoreError::NotFound(format!(
-                "{compartment} does not define a compartment"
-            )));
-        };
-        let link = members.get(resource_type).cloned().unwrap_or_default();
-        let mut parsed = parse_search(Some(resource_type), params, handling)?;
-        parsed.query.filters.push(continuum_store::Filter::one(
-            continuum_store::Predicate::Compartment {
-                target_type: compartment.to_string(),
-                target_id: id.to_string(),
-                params: link,
-            },
-        ));
+        let parsed = compartment_query(compartment, id, resource_type, params, handling)?;
         let path = format!("{base}/{compartment}/{id}/{resource_type}");
         self.searchset(base, &path, params, parsed)
     }
@@ -822,6 +807,34 @@ impl Fhir {
     pub(crate) fn next_id(&self) -> String {
         (self.new_id)()
     }
+}
+
+/// The search behind `GET [base]/{compartment}/{id}/{type}`: the type's search restricted to the resources the
+/// R4 CompartmentDefinition links to the compartment's resource.
+pub(crate) fn compartment_query(
+    compartment: &str,
+    id: &str,
+    resource_type: &str,
+    params: &[(String, String)],
+    handling: Handling,
+) -> Result<ParsedSearch, CoreError> {
+    check_type(compartment)?;
+    check_type(resource_type)?;
+    let Some(members) = registry().compartments.get(compartment) else {
+        return Err(CoreError::NotFound(format!(
+            "{compartment} does not define a compartment"
+        )));
+    };
+    let link = members.get(resource_type).cloned().unwrap_or_default();
+    let mut parsed = parse_search(Some(resource_type), params, handling)?;
+    parsed.query.filters.push(continuum_store::Filter::one(
+        continuum_store::Predicate::Compartment {
+            target_type: compartment.to_string(),
+            target_id: id.to_string(),
+            params: link,
+        },
+    ));
+    Ok(parsed)
 }
 
 /// The search behind `Patient/{id}/$everything`: every resource in the patient's compartment.
