@@ -9,6 +9,7 @@ pub mod audit;
 mod audit_batch;
 pub mod error;
 pub mod fhir;
+pub mod reindex;
 
 pub use error::CoreError;
 pub use fhir::{Fhir, Prefer, Saved};

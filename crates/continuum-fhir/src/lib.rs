@@ -14,4 +14,4 @@ pub mod validate;
 
 pub use index::{extract_index, IndexEntry, IndexValue};
 pub use outcome::{IssueSeverity, IssueType, OperationOutcome};
-pub use registry::{registry, Registry, SearchParamDef, SearchParamType};
+pub use registry::{index_fingerprint, registry, Registry, SearchParamDef, SearchParamType};

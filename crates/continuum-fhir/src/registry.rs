@@ -10,6 +10,20 @@ const STRUCTURES: &str = include_str!("../generated/structures.json");
 const SEARCH_PARAMETERS: &str = include_str!("../generated/search-parameters.json");
 const COMPARTMENTS: &str = include_str!("../generated/compartments.json");
 
+/// The version of the extraction code: bump it whenever a change to [`crate::index`] or the FHIRPath
+/// evaluator changes which index rows a resource gets (a new value kind, a fixed function, a unit table), so
+/// that databases indexed before the change report themselves stale and `continuum reindex` rebuilds them.
+pub const INDEX_FORMAT: u32 = 2;
+
+/// What the stored search-index rows depend on: the extraction code's version and the search-parameter
+/// definitions. Stored by the database after a complete reindex and compared at start.
+pub fn index_fingerprint() -> String {
+    format!(
+        "{INDEX_FORMAT}-{:016x}",
+        xxhash_rust::xxh3::xxh3_64(SEARCH_PARAMETERS.as_bytes())
+    )
+}
+
 /// One element of a structure, keyed in [`Structure::elements`] by its path below the type name
 /// (`"name"`, `"contact.name"`, `"deceased[x]"`).
 #[derive(Debug, Clone, Deserialize)]

@@ -150,7 +150,7 @@ pub(crate) struct WriteBuffer {
 
 impl WriteBuffer {
     pub fn is_empty(&self) -> bool {
-        self.versions.is_empty()
+        self.versions.is_empty() && self.clear.is_empty() && self.index.is_empty()
     }
 
     pub fn len(&self) -> usize {
@@ -187,6 +187,14 @@ impl WriteBuffer {
         self.index
             .extend(index.into_iter().map(|(t, values)| (pk, t, values)));
         self.versions.push(v);
+    }
+
+    /// Replace the stored index rows of an existing resource whose version does not change (reindex).
+    pub fn reindex(&mut self, pk: i64, index: Vec<(IndexTable, Vec<SqlValue>)>) {
+        self.clear.push(pk);
+        self.index.retain(|(p, _, _)| *p != pk);
+        self.index
+            .extend(index.into_iter().map(|(t, values)| (pk, t, values)));
     }
 
     /// The flush statement and its parameters; empties the buffer.

@@ -227,6 +227,28 @@ impl ResourceStore for PostgresStore {
         queries::search(&mut *self.conn()?, query)
     }
 
+    fn setting(&self, key: &str) -> Result<Option<String>> {
+        let mut conn = self.conn()?;
+        let stmt = conn
+            .prepared("SELECT value FROM store_setting WHERE key = $1")
+            .map_err(db_error)?;
+        let row = conn.client.query_opt(&stmt, &[&key]).map_err(db_error)?;
+        row.map(|r| r.try_get(0)).transpose().map_err(db_error)
+    }
+
+    fn count_live(&self, after: i64) -> Result<u64> {
+        let mut conn = self.conn()?;
+        let row = conn
+            .client
+            .query_one(
+                "SELECT count(*) FROM resource WHERE pk > $1 AND deleted = 0",
+                &[&after],
+            )
+            .map_err(db_error)?;
+        let n: i64 = row.try_get(0).map_err(db_error)?;
+        Ok(n as u64)
+    }
+
     fn accounts(&self) -> &dyn continuum_store::AccountStore {
         self
     }

@@ -28,6 +28,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0004_oauth",
         include_str!("../migrations/0004_oauth.sql"),
     ),
+    (
+        5,
+        "0005_settings",
+        include_str!("../migrations/0005_settings.sql"),
+    ),
 ];
 
 /// Key of the transaction-level advisory lock serialising migrations: an arbitrary constant (ASCII "CONTMIGR")

@@ -11,8 +11,8 @@ use std::collections::HashMap;
 use continuum_fhir::index::token_hash;
 use continuum_store::sql;
 use continuum_store::{
-    stamp, to_micros, type_and_id, Expect, Method, Result, SearchPage, SearchQuery, StoreError,
-    StoredResource, WriteTx, Written,
+    stamp, to_micros, type_and_id, Expect, Method, ReindexStep, Result, SearchPage, SearchQuery,
+    StoreError, StoredResource, WriteTx, Written,
 };
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -28,6 +28,14 @@ const LOCK_ROW_SQL: &str = "SELECT r.pk, r.version, r.deleted, nextval('resource
      CASE WHEN r.pk IS NULL THEN nextval('resource_pk_seq') END \
      FROM (SELECT 1) AS one \
      LEFT JOIN LATERAL (SELECT pk, version, deleted FROM resource WHERE type = $1 AND id = $2 FOR UPDATE) AS r ON true";
+
+/// Lock the next live resources after a key (waiting for writers of them to finish), in key order.
+const REINDEX_LOCK_SQL: &str = "SELECT pk FROM resource WHERE pk > $1 AND deleted = 0 \
+     ORDER BY pk LIMIT $2 FOR UPDATE";
+/// Their current bodies, read after the lock so a write committed meanwhile is seen.
+const REINDEX_BODIES_SQL: &str = "SELECT r.pk, r.type, v.body FROM resource r \
+     JOIN resource_version v ON v.vpk = r.current_vpk \
+     WHERE r.pk = ANY($1) AND r.deleted = 0 ORDER BY r.pk";
 
 const NEXT_VPK_SQL: &str = "SELECT nextval('resource_version_vpk_seq')";
 
@@ -204,6 +212,35 @@ impl<'c> PgTx<'c> {
         }
     }
 
+    fn query_reindex_batch(
+        &mut self,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, String, Vec<u8>)>> {
+        let lock = self.conn.prepared(REINDEX_LOCK_SQL).map_err(db_error)?;
+        let pks: Vec<i64> = self
+            .conn
+            .client
+            .query(&lock, &[&after, &(limit as i64)])
+            .map_err(db_error)?
+            .iter()
+            .map(|r| r.try_get(0))
+            .collect::<Result<_, _>>()
+            .map_err(db_error)?;
+        if pks.is_empty() {
+            return Ok(Vec::new());
+        }
+        let bodies = self.conn.prepared(REINDEX_BODIES_SQL).map_err(db_error)?;
+        self.conn
+            .client
+            .query(&bodies, &[&pks])
+            .map_err(db_error)?
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+            .collect::<Result<_, postgres::Error>>()
+            .map_err(db_error)
+    }
+
     fn query_vpk(&mut self) -> Result<i64> {
         let stmt = self.conn.prepared(NEXT_VPK_SQL).map_err(db_error)?;
         let row = self.conn.client.query_one(&stmt, &[]).map_err(db_error)?;
@@ -339,6 +376,46 @@ impl WriteTx for PgTx<'_> {
         // writes, which commit (or roll back) in the same transaction anyway.
         self.check_poison()?;
         crate::audit::insert(self.conn, record).map_err(|e| self.note(e))
+    }
+
+    fn reindex_after(&mut self, after: i64, limit: usize) -> Result<Option<ReindexStep>> {
+        self.flush()?;
+        let res = self.query_reindex_batch(after, limit);
+        let rows = res.map_err(|e| self.note(e))?;
+        let Some(last_key) = rows.last().map(|r| r.0) else {
+            return Ok(None);
+        };
+        for (pk, ty, body) in &rows {
+            let resource: Value = serde_json::from_slice(body).map_err(|e| {
+                StoreError::Backend(format!("stored body of {ty} is not JSON: {e}"))
+            })?;
+            let index = sql::index_rows(ty, &continuum_fhir::extract_index(&resource));
+            self.buffer.reindex(*pk, index);
+        }
+        // the whole batch's rows go out in one statement
+        self.flush()?;
+        Ok(Some(ReindexStep {
+            last_key,
+            resources: rows.len(),
+        }))
+    }
+
+    fn set_setting(&mut self, key: &str, value: Option<&str>) -> Result<()> {
+        self.check_poison()?;
+        let res = match value {
+            Some(v) => self
+                .conn
+                .prepared(
+                    "INSERT INTO store_setting (key, value) VALUES ($1, $2) \
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                )
+                .and_then(|stmt| self.conn.client.execute(&stmt, &[&key, &v])),
+            None => self
+                .conn
+                .prepared("DELETE FROM store_setting WHERE key = $1")
+                .and_then(|stmt| self.conn.client.execute(&stmt, &[&key])),
+        };
+        res.map(|_| ()).map_err(|e| self.note(db_error(e)))
     }
 
     fn delete(&mut self, resource_type: &str, id: &str, expect: Expect) -> Result<Option<i64>> {

@@ -15,6 +15,7 @@ const SQLITE_MIGRATIONS: &[&str] = &[
     include_str!("../../continuum-store-sqlite/migrations/0002_accounts.sql"),
     include_str!("../../continuum-store-sqlite/migrations/0003_audit.sql"),
     include_str!("../../continuum-store-sqlite/migrations/0004_oauth.sql"),
+    include_str!("../../continuum-store-sqlite/migrations/0005_settings.sql"),
 ];
 
 fn sqlite_schema() -> Schema {

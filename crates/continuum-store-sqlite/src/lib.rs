@@ -20,7 +20,7 @@ use continuum_store::{
     Result, SearchPage, SearchQuery, SortKind, SortValue, StoreError, StoredResource, WriteTx,
 };
 use r2d2_sqlite::SqliteConnectionManager;
-use rusqlite::{params_from_iter, Connection, OpenFlags, Row};
+use rusqlite::{params_from_iter, Connection, OpenFlags, OptionalExtension, Row};
 
 pub use migrate::migrate;
 
@@ -291,6 +291,28 @@ impl ResourceStore for SqliteStore {
             out.push('\n');
         }
         Ok(out)
+    }
+
+    fn setting(&self, key: &str) -> Result<Option<String>> {
+        let conn = self.reader()?;
+        let mut stmt = conn
+            .prepare_cached("SELECT value FROM store_setting WHERE key = ?1")
+            .map_err(backend)?;
+        stmt.query_row([key], |r| r.get(0))
+            .optional()
+            .map_err(backend)
+    }
+
+    fn count_live(&self, after: i64) -> Result<u64> {
+        let conn = self.reader()?;
+        let n: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM resource WHERE pk > ?1 AND deleted = 0",
+                [after],
+                |r| r.get(0),
+            )
+            .map_err(backend)?;
+        Ok(n as u64)
     }
 
     fn accounts(&self) -> &dyn continuum_store::AccountStore {

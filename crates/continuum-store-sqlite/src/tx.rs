@@ -2,14 +2,19 @@
 
 use continuum_store::sql::{self, ALL_INDEX_TABLES};
 use continuum_store::{
-    stamp, to_micros, type_and_id, Expect, Method, Result, SearchPage, SearchQuery, StoreError,
-    StoredResource, WriteTx, Written,
+    stamp, to_micros, type_and_id, Expect, Method, ReindexStep, Result, SearchPage, SearchQuery,
+    StoreError, StoredResource, WriteTx, Written,
 };
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 use serde_json::Value;
 use time::OffsetDateTime;
 
 use crate::{backend, bind, read_current, run_search};
+
+/// The next live resources after a key, with their current bodies.
+const REINDEX_BATCH_SQL: &str = "SELECT r.pk, r.type, v.body FROM resource r \
+     JOIN resource_version v ON v.vpk = r.current_vpk \
+     WHERE r.pk > ?1 AND r.deleted = 0 ORDER BY r.pk LIMIT ?2";
 
 pub(crate) struct SqliteTx<'a> {
     txn: &'a Connection,
@@ -46,6 +51,20 @@ impl<'a> SqliteTx<'a> {
                 .map_err(backend)?
                 .execute([res_pk])
                 .map_err(backend)?;
+        }
+        Ok(())
+    }
+
+    /// Extract the search values of `resource` and insert its index rows.
+    fn insert_index(&self, res_pk: i64, ty: &str, resource: &Value) -> Result<()> {
+        let entries = continuum_fhir::extract_index(resource);
+        for (table, values) in sql::index_rows(ty, &entries) {
+            let mut stmt = self
+                .txn
+                .prepare_cached(sql::insert_sql(table))
+                .map_err(backend)?;
+            let all = std::iter::once(rusqlite::types::Value::Integer(res_pk)).chain(bind(&values));
+            stmt.execute(params_from_iter(all)).map_err(backend)?;
         }
         Ok(())
     }
@@ -160,15 +179,7 @@ impl WriteTx for SqliteTx<'_> {
         if current.is_some() {
             self.clear_index(res_pk)?;
         }
-        let entries = continuum_fhir::extract_index(resource);
-        for (table, values) in sql::index_rows(&ty, &entries) {
-            let mut stmt = self
-                .txn
-                .prepare_cached(sql::insert_sql(table))
-                .map_err(backend)?;
-            let all = std::iter::once(rusqlite::types::Value::Integer(res_pk)).chain(bind(&values));
-            stmt.execute(params_from_iter(all)).map_err(backend)?;
-        }
+        self.insert_index(res_pk, &ty, resource)?;
         Ok(Written {
             version,
             last_updated: self.now,
@@ -179,6 +190,51 @@ impl WriteTx for SqliteTx<'_> {
 
     fn append_audit(&mut self, record: &continuum_store::AuditRecord) -> Result<()> {
         crate::audit::insert(self.txn, record)
+    }
+
+    fn reindex_after(&mut self, after: i64, limit: usize) -> Result<Option<ReindexStep>> {
+        // The single writer connection serialises this with every other write: no lock needed.
+        let rows: Vec<(i64, String, Vec<u8>)> = {
+            let mut stmt = self
+                .txn
+                .prepare_cached(REINDEX_BATCH_SQL)
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map(params![after, limit as i64], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })
+                .map_err(backend)?;
+            rows.collect::<rusqlite::Result<_>>().map_err(backend)?
+        };
+        let Some(last_key) = rows.last().map(|r| r.0) else {
+            return Ok(None);
+        };
+        for (pk, ty, body) in &rows {
+            let resource: Value = serde_json::from_slice(body).map_err(|e| {
+                StoreError::Backend(format!("stored body of {ty} is not JSON: {e}"))
+            })?;
+            self.clear_index(*pk)?;
+            self.insert_index(*pk, ty, &resource)?;
+        }
+        Ok(Some(ReindexStep {
+            last_key,
+            resources: rows.len(),
+        }))
+    }
+
+    fn set_setting(&mut self, key: &str, value: Option<&str>) -> Result<()> {
+        match value {
+            Some(v) => self.txn.prepare_cached(
+                "INSERT INTO store_setting (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            )
+            .and_then(|mut s| s.execute(params![key, v])),
+            None => self
+                .txn
+                .prepare_cached("DELETE FROM store_setting WHERE key = ?1")
+                .and_then(|mut s| s.execute(params![key])),
+        }
+        .map(|_| ())
+        .map_err(backend)
     }
 
     fn delete(&mut self, resource_type: &str, id: &str, expect: Expect) -> Result<Option<i64>> {

@@ -23,7 +23,8 @@ macro_rules! conformance_tests {
             search_by_reference_and_compartment, search_by_token, search_by_last_updated,
             search_pages_with_cursor_and_total, index_follows_updates_and_deletes, guard_prevents_duplicate_conditional_creates,
             concurrent_if_match_updates_have_one_winner, bodies_round_trip_byte_exact,
-            search_sorts_with_keyset_paging, long_values_are_indexed_by_prefix);
+            search_sorts_with_keyset_paging, long_values_are_indexed_by_prefix,
+            reindex_walks_live_resources_in_key_order, settings_round_trip);
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {
         $(
@@ -542,6 +543,83 @@ pub fn index_follows_updates_and_deletes(store: &dyn ResourceStore) {
         .is_empty());
 }
 
+pub fn reindex_walks_live_resources_in_key_order(store: &dyn ResourceStore) {
+    for (id, family) in [
+        ("r1", "Alpha"),
+        ("r2", "Bravo"),
+        ("r3", "Charlie"),
+        ("r4", "Delta"),
+        ("r5", "Echo"),
+    ] {
+        create(store, patient(id, family));
+    }
+    delete(store, "Patient", "r3");
+    assert_eq!(store.count_live(i64::MIN).unwrap(), 4);
+    let step = |after: i64| {
+        let mut out = None;
+        store
+            .write(&mut |tx: &mut dyn WriteTx| {
+                out = tx.reindex_after(after, 2)?;
+                Ok(())
+            })
+            .unwrap();
+        out
+    };
+    let first = step(i64::MIN).expect("a first batch");
+    assert_eq!(first.resources, 2);
+    assert_eq!(store.count_live(first.last_key).unwrap(), 2);
+    let second = step(first.last_key).expect("a second batch");
+    assert_eq!(second.resources, 2, "the deleted resource is skipped");
+    assert!(second.last_key > first.last_key);
+    assert_eq!(store.count_live(second.last_key).unwrap(), 0);
+    assert_eq!(step(second.last_key), None, "nothing after the last key");
+    let family = |f: &str| {
+        ids(&store
+            .search(&q(
+                "Patient",
+                vec![Predicate::String {
+                    param: "family".into(),
+                    value: f.into(),
+                    mode: StringMode::Exact,
+                }],
+            ))
+            .unwrap())
+    };
+    assert_eq!(family("Alpha"), vec!["r1"]);
+    assert_eq!(family("Echo"), vec!["r5"]);
+    assert!(
+        family("Charlie").is_empty(),
+        "a deleted resource is not indexed again"
+    );
+    // an update after the reindex still replaces the rows
+    put(store, patient("r1", "Foxtrot"), Expect::Any).unwrap();
+    assert!(family("Alpha").is_empty());
+    assert_eq!(family("Foxtrot"), vec!["r1"]);
+}
+
+pub fn settings_round_trip(store: &dyn ResourceStore) {
+    assert_eq!(store.setting("k").unwrap(), None);
+    store
+        .write(&mut |tx: &mut dyn WriteTx| tx.set_setting("k", Some("one")))
+        .unwrap();
+    assert_eq!(store.setting("k").unwrap().as_deref(), Some("one"));
+    store
+        .write(&mut |tx: &mut dyn WriteTx| tx.set_setting("k", Some("two")))
+        .unwrap();
+    assert_eq!(store.setting("k").unwrap().as_deref(), Some("two"));
+    // a rolled-back transaction leaves the setting as it was
+    let failed = store.write(&mut |tx: &mut dyn WriteTx| {
+        tx.set_setting("k", Some("three"))?;
+        Err(StoreError::Aborted)
+    });
+    assert!(failed.is_err());
+    assert_eq!(store.setting("k").unwrap().as_deref(), Some("two"));
+    store
+        .write(&mut |tx: &mut dyn WriteTx| tx.set_setting("k", None))
+        .unwrap();
+    assert_eq!(store.setting("k").unwrap(), None);
+}
+
 pub fn guard_prevents_duplicate_conditional_creates(store: &dyn ResourceStore) {
     let threads = 8;
     std::thread::scope(|s| {
@@ -711,4 +789,116 @@ pub fn long_values_are_indexed_by_prefix(store: &dyn ResourceStore) {
         .unwrap()
         .matches
         .is_empty());
+}
+
+/// Raw access to a backend's index tables, bypassing the store, for [`reindex_rebuilds_lost_rows`].
+pub trait RawIndex {
+    /// Delete every row of every index table (what a definition change "loses").
+    fn drop_all_rows(&mut self);
+    /// Rows per index table, in [`crate::sql::ALL_INDEX_TABLES`] order.
+    fn row_counts(&mut self) -> Vec<i64>;
+}
+
+fn reindex_all(store: &dyn ResourceStore, batch: usize) -> usize {
+    let mut after = i64::MIN;
+    let mut done = 0;
+    loop {
+        let mut step = None;
+        store
+            .write(&mut |tx: &mut dyn WriteTx| {
+                step = tx.reindex_after(after, batch)?;
+                Ok(())
+            })
+            .unwrap();
+        match step {
+            Some(s) => {
+                after = s.last_key;
+                done += s.resources;
+            }
+            None => return done,
+        }
+    }
+}
+
+/// A reindex restores exactly the rows the writes made (none missing, none twice), and while it runs a reader
+/// always finds every resource (old and new rows swap inside one transaction).
+pub fn reindex_rebuilds_lost_rows(store: &dyn ResourceStore, raw: &mut dyn RawIndex) {
+    let n = 40;
+    store
+        .write(&mut |tx: &mut dyn WriteTx| {
+            for i in 0..n {
+                tx.put(&mut patient(&format!("p{i}"), &format!("Family{i}")), Expect::Absent)?;
+                let mut o = observation(&format!("o{i}"), &format!("p{i}"));
+                o["effectiveDateTime"] = json!("2024-05-01T10:00:00Z");
+                o["valueQuantity"] = json!({"value": 60 + i, "unit": "/min",
+                    "system": "http://unitsofmeasure.org", "code": "/min"});
+                tx.put(&mut o, Expect::Absent)?;
+            }
+            // a number and a uri parameter, so every index table has rows
+            tx.put(
+                &mut json!({"resourceType": "RiskAssessment", "id": "ra1", "status": "final",
+                    "subject": {"reference": "Patient/p0"}, "prediction": [{"probabilityDecimal": 0.3}]}),
+                Expect::Absent,
+            )?;
+            tx.put(
+                &mut json!({"resourceType": "ValueSet", "id": "vs1", "status": "active",
+                    "url": "http://example.org/fhir/ValueSet/reindex"}),
+                Expect::Absent,
+            )?;
+            Ok(())
+        })
+        .unwrap();
+    let live = 2 * n as usize + 2;
+    let before = raw.row_counts();
+    assert!(
+        before.iter().all(|&c| c > 0),
+        "every index table has rows: {before:?}"
+    );
+    let heart_rate = || {
+        let mut query = q(
+            "Observation",
+            vec![Predicate::Token {
+                param: "code".into(),
+                system: TokenSystem::Is("http://loinc.org".into()),
+                code: "8867-4".into(),
+                negate: false,
+            }],
+        );
+        query.count = 1000;
+        query.total = true;
+        store.search(&query).unwrap().total
+    };
+    assert_eq!(heart_rate(), Some(n));
+
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let reader = s.spawn(|| {
+            let mut looks = 0;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) || looks == 0 {
+                assert_eq!(
+                    heart_rate(),
+                    Some(n),
+                    "a reader saw a resource without rows"
+                );
+                looks += 1;
+            }
+            looks
+        });
+        for _ in 0..3 {
+            assert_eq!(reindex_all(store, 7), live);
+        }
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        assert!(reader.join().unwrap() > 0);
+    });
+    assert_eq!(
+        raw.row_counts(),
+        before,
+        "reindexing intact rows changes nothing"
+    );
+
+    raw.drop_all_rows();
+    assert_eq!(heart_rate(), Some(0));
+    assert_eq!(reindex_all(store, 7), live);
+    assert_eq!(raw.row_counts(), before, "every row is back, once");
+    assert_eq!(heart_rate(), Some(n));
 }

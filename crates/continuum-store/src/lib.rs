@@ -94,6 +94,15 @@ pub struct Written {
     pub body: Vec<u8>,
 }
 
+/// What one step of a reindex did: see [`WriteTx::reindex_after`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReindexStep {
+    /// The store key of the last resource reindexed: where the next step starts.
+    pub last_key: i64,
+    /// Resources reindexed in this step.
+    pub resources: usize,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct PoolStatus {
     pub connections: u32,
@@ -169,6 +178,14 @@ pub trait WriteTx {
     fn delete(&mut self, resource_type: &str, id: &str, expect: Expect) -> Result<Option<i64>>;
     /// Append an audit record in this transaction: a write and its audit record commit or roll back together.
     fn append_audit(&mut self, record: &AuditRecord) -> Result<()>;
+    /// Rebuild the search-index rows of up to `limit` live resources whose store key is greater than `after`,
+    /// in key order, from their current bodies (`continuum reindex`). The resources are locked for the rest
+    /// of the transaction, so a concurrent write cannot interleave old and new index rows. `None` when no
+    /// live resource is left after `after`. Readers see either the old or the new rows of a resource, never
+    /// neither.
+    fn reindex_after(&mut self, after: i64, limit: usize) -> Result<Option<ReindexStep>>;
+    /// Set (or with `None` remove) a store-wide setting, in this transaction.
+    fn set_setting(&mut self, key: &str, value: Option<&str>) -> Result<()>;
 }
 
 /// The storage port.
@@ -190,6 +207,10 @@ pub trait ResourceStore: Send + Sync {
     /// run `work` again after [`StoreError::Contention`], so it must not have side effects outside the
     /// transaction other than recording its results.
     fn write(&self, work: &mut dyn FnMut(&mut dyn WriteTx) -> Result<()>) -> Result<()>;
+    /// A store-wide setting (see [`WriteTx::set_setting`]).
+    fn setting(&self, key: &str) -> Result<Option<String>>;
+    /// Live (not deleted) resources whose store key is greater than `after`: the work left for a reindex.
+    fn count_live(&self, after: i64) -> Result<u64>;
     /// Accounts, tokens and login counters, in the same database.
     fn accounts(&self) -> &dyn AccountStore;
     /// The audit log, in the same database.

@@ -2,6 +2,7 @@
 
 mod admin;
 mod import;
+mod reindex;
 mod seed;
 
 /// mimalloc instead of the system allocator: the import path allocates and frees many small JSON values, and
@@ -69,6 +70,19 @@ enum Command {
     Explain {
         /// A search as in the REST API, relative to the FHIR base: `Type?params` or `?params` (system-wide).
         search: String,
+    },
+    /// Rebuild the search index after the index definitions changed (a new release says so at start), with
+    /// a progress bar. Safe while the server runs; Ctrl-C stops it and the next run resumes.
+    Reindex {
+        /// Resources per transaction.
+        #[arg(long, default_value_t = continuum_core::reindex::DEFAULT_BATCH)]
+        batch: usize,
+        /// Only say whether the index needs rebuilding.
+        #[arg(long)]
+        status: bool,
+        /// Rebuild even if the index is current.
+        #[arg(long, conflicts_with = "status")]
+        force: bool,
     },
     /// Load FHIR Bundles (transaction, batch, collection), NDJSON files or folders of them.
     Import {
@@ -227,6 +241,12 @@ const DEFAULT_DATABASE: &str = "sqlite://continuum.db";
 
 /// Open the store named by a database URL, migrating it.
 fn open_store(url: &str) -> Result<Arc<dyn ResourceStore>> {
+    let store = open_backend(url)?;
+    continuum_core::reindex::adopt_if_empty(store.as_ref())?;
+    Ok(store)
+}
+
+fn open_backend(url: &str) -> Result<Arc<dyn ResourceStore>> {
     let clock = Arc::new(SystemClock);
     if let Some(path) = url.strip_prefix("sqlite://") {
         let path = if path.is_empty() {
@@ -284,6 +304,18 @@ fn main() -> Result<()> {
                 .explain(resource_type, &params)
                 .map_err(|e| anyhow::anyhow!("{} {e}", e.status()))?;
             print!("{plan}");
+            Ok(())
+        }
+        Command::Reindex {
+            batch,
+            status,
+            force,
+        } => {
+            let store = open_store(&cli.database)?;
+            reindex::run(store.as_ref(), batch, status, force)?;
+            if !status {
+                record_bulk(store.as_ref(), "continuum reindex", "search index")?;
+            }
             Ok(())
         }
         Command::Import { paths, jobs } => {
@@ -446,6 +478,12 @@ fn serve(
             },
         )
         .map_err(|e| anyhow::anyhow!("{e}"))?;
+        match continuum_core::reindex::state(store.as_ref()) {
+            Ok(continuum_core::reindex::IndexState::Current) => {}
+            // Searches still answer from the rows there are; only what the new definitions add is missing.
+            Ok(state) => tracing::warn!("{}", reindex::describe(&state)),
+            Err(e) => tracing::warn!(error = %e, "cannot read the search index state"),
+        }
         spawn_audit_sealer(store.clone());
         spawn_mail_delivery(store.clone(), mailer_from_env()?);
         tracing::info!(backend = store.backend(), %addr, "serving");
