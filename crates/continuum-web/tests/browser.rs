@@ -321,6 +321,24 @@ async fn staff_reach_the_workspace(app: &PortalApp, c: &Client) {
     wait_path(c, "/workspace/audit").await;
     wait_text(c, "h1", "Audit reports").await;
     accessible(c, "audit report").await;
+    // and the query plans
+    c.goto(&format!("{}/workspace", app.root)).await.unwrap();
+    click(c, "#explain-link").await;
+    wait_path(c, "/workspace/explain").await;
+    fill(
+        c,
+        "#search",
+        "Observation?patient=123&code=http://loinc.org|4548-4",
+    )
+    .await;
+    c.find(Locator::Css("form.filters button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_text(c, "#plan", "idx_reference").await;
+    accessible(c, "query plan").await;
     click(c, "#logout").await;
     wait_path(c, "/").await;
 }

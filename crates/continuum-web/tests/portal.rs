@@ -1064,3 +1064,87 @@ async fn administrators_see_audit_reports_and_others_do_not() {
     assert!(!w.body.contains("audit-link"));
     assert_eq!(nurse.get("/workspace/audit").await.status, 403);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn administrators_see_query_plans_and_others_do_not() {
+    let app = PortalApp::start().await;
+    let (admin_id, admin_secret) = enrolled_staff(&app, "admin2", &["administrator"]).await;
+    let mut admin = app.visitor();
+    admin
+        .login(
+            "admin2",
+            SHORT_PW,
+            &next_code(&app, &admin_id, &admin_secret).await,
+        )
+        .await;
+    assert!(admin
+        .get("/workspace")
+        .await
+        .body
+        .contains("id=\"explain-link\""));
+    let empty = admin.get("/workspace/explain").await;
+    assert_eq!(empty.status, 200);
+    assert!(!empty.body.contains("id=\"plan\""));
+
+    // a patient-scoped search: the plan looks the patient up in the reference index, no table scan
+    let r = admin
+        .get("/workspace/explain?search=Observation%3Fpatient%3D123%26code%3Dhttp%3A%2F%2Floinc.org%7C4548-4%26_sort%3D-date")
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("id=\"plan\""), "{}", r.body);
+    assert!(r.body.contains("idx_reference"), "{}", r.body);
+    assert!(
+        r.body.contains("USING"),
+        "SQLite names the index it uses: {}",
+        r.body
+    );
+    assert!(
+        !r.body.contains("SCAN r\n") && !r.body.contains("SCAN resource\n"),
+        "no scan of the resource table: {}",
+        r.body
+    );
+    // copied with the base URL in front works too
+    let full = admin
+        .get("/workspace/explain?search=http%3A%2F%2Fexample.org%2Ffhir%2FPatient%3Ffamily%3DSynthetic")
+        .await;
+    assert_eq!(full.status, 200, "{}", full.body);
+    assert!(full.body.contains("idx_string"), "{}", full.body);
+    // a parameter that would be ignored is an error here, so the plan shown is always the whole query's
+    let bad = admin
+        .get("/workspace/explain?search=Patient%3Fnot-a-parameter%3D1")
+        .await;
+    assert_eq!(bad.status, 400);
+    assert!(bad.body.contains("id=\"explain-error\""), "{}", bad.body);
+    let unknown = admin
+        .get("/workspace/explain?search=Nonsense%3Fx%3D1")
+        .await;
+    assert!(
+        unknown.status == 400 || unknown.status == 404,
+        "{}",
+        unknown.status
+    );
+
+    // each view is audited, the refused one as refused
+    let rows = app.audit_of_agent(&admin_id).await;
+    let explains = rows
+        .iter()
+        .filter(|r| r.record.subtype == "search-type")
+        .count();
+    assert!(explains >= 3, "{rows:?}");
+    assert!(rows.iter().any(|r| r.record.outcome == "4"));
+
+    let (nurse_id, nurse_secret) = enrolled_staff(&app, "nurse8", &["nurse"]).await;
+    let mut nurse = app.visitor();
+    nurse
+        .login(
+            "nurse8",
+            SHORT_PW,
+            &next_code(&app, &nurse_id, &nurse_secret).await,
+        )
+        .await;
+    assert!(!nurse.get("/workspace").await.body.contains("explain-link"));
+    assert_eq!(
+        nurse.get("/workspace/explain?search=Patient").await.status,
+        403
+    );
+}

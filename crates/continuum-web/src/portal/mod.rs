@@ -14,6 +14,7 @@
 mod account;
 mod audit;
 mod csrf;
+mod explain;
 mod home;
 mod session;
 mod views;
@@ -60,6 +61,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/portal/access-log", get(home::access_log))
         .route("/workspace", get(home::workspace))
         .route("/workspace/audit", get(audit::report))
+        .route("/workspace/explain", get(explain::explain))
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
 }
 

@@ -225,6 +225,17 @@ pub(crate) struct AuditReport {
     pub error: Option<String>,
 }
 
+#[derive(Template)]
+#[template(path = "explain.html")]
+pub(crate) struct Explain {
+    pub chrome: Chrome,
+    pub search: String,
+    /// `sqlite` or `postgres`: whose plan this is.
+    pub backend: &'static str,
+    pub plan: Option<String>,
+    pub error: Option<String>,
+}
+
 /// An HTML response with `status`; a template failure becomes a plain 500.
 pub(crate) fn render(status: StatusCode, page: &impl Template) -> Response {
     match page.render() {
