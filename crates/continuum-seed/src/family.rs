@@ -18,6 +18,9 @@ use super::{splitmix64, stream_rng, SynthConfig, FAMILY_STREAMS, MEMBER_STREAMS}
 /// Members per family at most (sponsor, spouse, six children): keys are `8f + m`.
 pub(super) const MAX_MEMBERS: u64 = 8;
 
+/// Years between the births of two siblings at least.
+const MIN_SPACING_YEARS: f64 = 1.25;
+
 /// How a member is related to the sponsor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Relation {
@@ -44,6 +47,19 @@ pub(super) struct Plan {
     /// The facility of the household's current (last) duty station.
     pub(super) home: usize,
     pub(super) members: Vec<Member>,
+}
+
+impl Plan {
+    /// The member who gave birth to the family's children: a female spouse, else a female sponsor (the
+    /// parent whose age bounds the children's in [`plan`]). None for two fathers or a single father.
+    pub(super) fn mother(&self) -> Option<usize> {
+        let female = |r: Relation| {
+            self.members
+                .iter()
+                .position(|m| m.relation == r && m.spec.female)
+        };
+        female(Relation::Spouse).or_else(|| female(Relation::Sponsor))
+    }
 }
 
 /// Identifiers of a member, all under synthetic systems.
@@ -194,20 +210,34 @@ pub(super) fn plan(cfg: &SynthConfig, prov: &Providers, index: u64) -> Plan {
             80..95 => 3,
             _ => 4,
         };
-        // Children born when the younger parent was 18 or older; only dependents (up to 22) are covered.
+        // Children born when the younger parent was 18 or older, and the mother 45 at most; only
+        // dependents (up to 22) are covered.
         let oldest = (youngest_parent - 18.0).min(22.9);
+        let youngest = mother_age.map_or(0.0, |m| (m - 45.0).max(0.0));
         let mut kids: Vec<(f64, bool, Vec<Concept>)> = Vec::new();
-        if oldest > 0.0 {
+        if oldest > youngest {
             for _ in 0..n {
                 kids.push((
-                    rng.random_range(0.0..oldest),
+                    rng.random_range(youngest..oldest),
                     rng.random_bool(0.49),
                     Vec::new(),
                 ));
             }
         }
         kids.sort_by(|a, b| a.0.total_cmp(&b.0));
-        kids
+        // Siblings are born at least 15 months apart (twins are not modelled): an older one moves up, or is
+        // left out when that makes them too old.
+        let mut spaced: Vec<(f64, bool, Vec<Concept>)> = Vec::with_capacity(kids.len());
+        for (kid_age, female, forced) in kids {
+            let kid_age = spaced
+                .last()
+                .map_or(kid_age, |prev| kid_age.max(prev.0 + MIN_SPACING_YEARS));
+            if kid_age >= oldest {
+                break;
+            }
+            spaced.push((kid_age, female, forced));
+        }
+        spaced
     } else {
         Vec::new()
     };
@@ -229,11 +259,22 @@ pub(super) fn plan(cfg: &SynthConfig, prov: &Providers, index: u64) -> Plan {
             designator: 20 + i as u32,
         });
     }
-    Plan {
+    let mut plan = Plan {
         index,
         category,
         separated,
         home,
         members,
+    };
+    // A mother of a child born within the record lives at least until the birth: she is not one of the few
+    // who die within the window.
+    let window_start = cfg.now - years(f64::from(cfg.years_of_history));
+    let births_in_window = plan
+        .members
+        .iter()
+        .any(|m| m.relation == Relation::Child && m.spec.birth >= window_start);
+    if let Some(mother) = plan.mother().filter(|_| births_in_window) {
+        plan.members[mother].spec.mortal = false;
     }
+    plan
 }

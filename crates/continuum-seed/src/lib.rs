@@ -13,8 +13,10 @@
 //!   encounters, ICD-10-CM conditions, LOINC vitals and labs with UCUM units, reference ranges and H/L/N
 //!   flags, RxNorm prescriptions with refills, CVX immunizations with lot numbers, allergies, SNOMED CT
 //!   procedures, periodic health assessments with visual acuity, dental examinations charted by tooth with
-//!   the dental readiness class, inpatient stays on the facility's ward beds with discharge summaries, and
-//!   radiology (with ImagingStudy) and pathology reports;
+//!   the dental readiness class (class 4 at a health assessment when the yearly exam is overdue), inpatient
+//!   stays on the facility's ward beds with discharge summaries, childbirth admissions of the mothers of the
+//!   children born within the record (their pregnancies are those births), and radiology (with
+//!   ImagingStudy) and pathology reports;
 //! - [`labels`]: sensitivity labels (`meta.security`) on mental-health, substance-use, reproductive-health
 //!   and HIV data; [`ndjson`]: the stream as resources with ids, for NDJSON files;
 //! - the legacy single-patient API ([`provider_bundle`], [`patient_bundle`], [`patient_bundles`]): independent

@@ -6,7 +6,9 @@
 //! true onset drawn from age-dependent odds and are recorded at the next wellness or follow-up visit, then
 //! treated and renewed yearly; sick visits bring an acute condition, vitals and sometimes a culture and a
 //! prescription; wellness visits bring vitals, screening labs and the immunizations due for the age.
-//! Pregnancy only for women 18–42. Every time lies between birth and min(death, now).
+//! Pregnancy only for women 18–42 (in the population's records, exactly the births of the family's children:
+//! prenatal visits, then the delivery admission of `delivery.rs`). Every time lies between birth and
+//! min(death, now).
 
 use std::collections::BTreeSet;
 
@@ -23,6 +25,7 @@ use super::terms::*;
 use super::{fhir_date, fhir_datetime, new_urn, new_uuid, splitmix64, stream_rng, SynthConfig};
 use super::{DODID_SYSTEM, MRN_SYSTEM, ORGANIZATION_SYSTEM};
 
+mod delivery;
 mod exams;
 mod inpatient;
 mod notes;
@@ -75,6 +78,12 @@ struct Sim<'a> {
     busy: Vec<(OffsetDateTime, OffsetDateTime)>,
     /// Lines of uncorrected visual acuity (right, left) once myopia is found.
     myopia: Option<(usize, usize)>,
+    /// The periodic health assessments so far, for the dental readiness class 4 of those overdue.
+    assessments: Vec<exams::Assessment>,
+    /// When the person had dental examinations.
+    dental_seen: Vec<OffsetDateTime>,
+    /// The childbirth admissions of a mother of the population, planned before the visits.
+    deliveries: Vec<delivery::Delivery>,
 }
 
 /// The identifiers of a simulated patient (the population derives them from the family, the legacy path from
@@ -106,6 +115,14 @@ impl Identity {
     }
 }
 
+/// A child the patient gave birth to (the population's mothers): when, and the `birthDate` the child's own
+/// Patient shows (the date where the family lives now, which may differ by a day from the local date at the
+/// hospital).
+pub(super) struct Birth {
+    pub(super) at: OffsetDateTime,
+    pub(super) date: time::Date,
+}
+
 /// A simulated patient: who they are and their record, as transaction entries (the Patient first).
 pub(super) struct Simulated {
     pub(super) person: Person,
@@ -116,21 +133,23 @@ pub(super) struct Simulated {
 pub(super) fn generate(cfg: &SynthConfig, prov: &Providers, index: u64) -> Value {
     let mut rng = stream_rng(cfg.seed, index);
     let p = sample_person(&mut rng, cfg, prov);
-    let sim = simulate(cfg, prov, rng, p, &Identity::legacy(cfg.seed, index));
+    let sim = simulate(cfg, prov, rng, p, &Identity::legacy(cfg.seed, index), &[]);
     json!({ "resourceType": "Bundle", "type": "transaction", "entry": sim.entries })
 }
 
-/// Walks one person's visits and writes their record.
+/// Walks one person's visits and writes their record; `births` are the children a mother of the population
+/// gave birth to (empty for everyone else).
 pub(super) fn simulate(
     cfg: &SynthConfig,
     prov: &Providers,
     mut rng: StdRng,
     p: Person,
     identity: &Identity,
+    births: &[Birth],
 ) -> Simulated {
     let end = p.death.unwrap_or(cfg.now);
     let first = (cfg.now - years(f64::from(cfg.years_of_history))).max(p.birth + Duration::days(2));
-    let visits = if first < end {
+    let mut visits = if first < end {
         schedule(&mut rng, cfg, prov, &p, first, end)
     } else {
         Vec::new()
@@ -139,6 +158,7 @@ pub(super) fn simulate(
     let patient = new_urn(&mut rng);
     // Seeded from a copy of the stream, so the main stream is drawn exactly as before.
     let aux = StdRng::seed_from_u64(rng.clone().random::<u64>() ^ 0xA0C5_1DE5_EED5_7A75);
+    let mut obstetric = StdRng::seed_from_u64(rng.clone().random::<u64>() ^ 0x0B57_E7A1_C0DE_B1A7);
     let mut sim = Sim {
         cfg,
         prov,
@@ -156,14 +176,24 @@ pub(super) fn simulate(
         aux,
         busy: Vec::new(),
         myopia: None,
+        assessments: Vec::new(),
+        dental_seen: Vec::new(),
+        deliveries: Vec::new(),
     };
+    if identity.dental && !births.is_empty() {
+        // Planned first, so the pregnancy shapes the visits before it and no visit falls during the stay.
+        sim.plan_deliveries(&mut obstetric, births, first, end);
+        visits.retain(|v| !sim.in_hospital(v.start, v.end));
+    }
     sim.patient_resource(identity);
     for (i, v) in visits.iter().enumerate() {
         sim.visit(v, i == 0);
     }
     if identity.dental {
         sim.dental_exams(first, end);
+        sim.with_aux(|s| s.deliveries());
         sim.with_aux(|s| s.inpatient_stays(first, end));
+        sim.with_aux(|s| s.overdue_dental_classes(first));
     }
     Simulated {
         person: sim.p,
@@ -406,6 +436,18 @@ impl Sim<'_> {
     }
 
     fn other_kind(&mut self, v: &Visit, age: f64) -> Kind {
+        // The population's pregnancies are the births of the family's children (`delivery.rs`).
+        if let Some((onset, due)) = self.expecting(v.start) {
+            if self.pregnancy.as_ref().map(|p| p.due) != Some(due) {
+                self.pregnancy = Some(Pregnancy {
+                    onset,
+                    due,
+                    condition: String::new(),
+                });
+                return Kind::PrenatalInitial;
+            }
+            return Kind::Prenatal;
+        }
         if let Some(preg) = &self.pregnancy {
             if v.start < preg.due {
                 return Kind::Prenatal;
@@ -415,10 +457,13 @@ impl Sim<'_> {
             }
         }
         let contraception = self.has(CONTRACEPTION, v.start);
+        // Drawn for the population too, which keeps the records of those it never picks as they were; but
+        // there, only a family's births are pregnancies.
         if self.p.female
             && !contraception
             && (18.0..=42.0).contains(&age)
             && self.rng.random_bool(0.06)
+            && !self.population
         {
             let onset = (v.start - Duration::days(self.rng.random_range(42..70))).max(self.p.birth);
             let due = onset + Duration::weeks(40);

@@ -15,7 +15,7 @@ use time::{Duration, OffsetDateTime};
 
 use super::family::{self, ids, member_rng, Ids, Plan, Relation};
 use super::labels;
-use super::patient::{simulate, Identity, Simulated};
+use super::patient::{simulate, Birth, Identity, Simulated};
 use super::person::{complete_person, years, Person, Role};
 use super::providers::{Providers, StaffRole};
 use super::site::{self, SlotKey, VisitType, UNITS};
@@ -225,8 +225,21 @@ fn person_of(cfg: &SynthConfig, prov: &Providers, m: &family::Member) -> (StdRng
 /// The transaction of one family.
 fn family_bundle(cfg: &SynthConfig, prov: &Providers, booker: &mut Booker, plan: Plan) -> Value {
     let mut rng = stream_rng(cfg.seed, FAMILY_STREAMS | plan.index | (1 << 40));
+    // The children's births, for their mother's record: each child's birthDate is written in the time zone
+    // of where the family lives now (its last posting).
+    let mother = plan.mother();
+    let here = prov.orgs[plan.home].facility.offset;
+    let births: Vec<Birth> = plan
+        .members
+        .iter()
+        .filter(|m| m.relation == Relation::Child)
+        .map(|m| Birth {
+            at: m.spec.birth,
+            date: m.spec.birth.to_offset(here).date(),
+        })
+        .collect();
     let mut sims: Vec<Sim> = Vec::with_capacity(plan.members.len());
-    for m in &plan.members {
+    for (i, m) in plan.members.iter().enumerate() {
         let ids = ids(cfg.seed, plan.index, m.key, m.designator);
         let (member_rng, person) = person_of(cfg, prov, m);
         let identity = Identity {
@@ -234,7 +247,8 @@ fn family_bundle(cfg: &SynthConfig, prov: &Providers, booker: &mut Booker, plan:
             mrn: ids.mrn.clone(),
             dental: true,
         };
-        let mut out = simulate(cfg, prov, member_rng, person, &identity);
+        let children: &[Birth] = if mother == Some(i) { &births } else { &[] };
+        let mut out = simulate(cfg, prov, member_rng, person, &identity, children);
         labels::label(&mut out.entries);
         sims.push(Sim {
             relation: m.relation,

@@ -106,6 +106,24 @@ pub(super) const PREGNANCY: Concept = c(
     "Encounter for supervision of normal pregnancy, unspecified, unspecified trimester",
 );
 
+// Childbirth: the delivery (or the indication of a cesarean section) and its outcome.
+pub(super) const DELIVERY_UNCOMPLICATED: Concept =
+    c("O80", "Encounter for full-term uncomplicated delivery");
+pub(super) const PREVIOUS_CESAREAN_SCAR: Concept = c(
+    "O34.211",
+    "Maternal care for low transverse scar from previous cesarean delivery",
+);
+pub(super) const BREECH: Concept = c(
+    "O32.1XX0",
+    "Maternal care for breech presentation, not applicable or unspecified",
+);
+pub(super) const FETAL_HEART_RATE: Concept = c(
+    "O76",
+    "Abnormality in fetal heart rate and rhythm complicating labor and delivery",
+);
+pub(super) const PROLONGED_FIRST_STAGE: Concept = c("O63.0", "Prolonged first stage (of labor)");
+pub(super) const SINGLE_LIVE_BIRTH: Concept = c("Z37.0", "Single live birth");
+
 // Reasons for inpatient stays.
 pub(super) const PNEUMONIA: Concept = c("J18.9", "Pneumonia, unspecified organism");
 pub(super) const BRONCHIOLITIS: Concept = c("J21.9", "Acute bronchiolitis, unspecified");
@@ -124,7 +142,7 @@ pub(super) const VIRAL_GASTROENTERITIS: Concept =
 
 /// Every ICD-10-CM code the generator writes (the loaded ICD-10-CM CodeSystem holds these, their ancestors
 /// and every chapter, block and category; a test checks that nothing generated is missing).
-pub(super) const ICD10_USED: [Concept; 44] = [
+pub(super) const ICD10_USED: [Concept; 50] = [
     HYPERTENSION,
     HYPERLIPIDEMIA,
     DIABETES_T2,
@@ -159,6 +177,12 @@ pub(super) const ICD10_USED: [Concept; 44] = [
     HEADACHE,
     KNEE_PAIN,
     PREGNANCY,
+    DELIVERY_UNCOMPLICATED,
+    PREVIOUS_CESAREAN_SCAR,
+    BREECH,
+    FETAL_HEART_RATE,
+    PROLONGED_FIRST_STAGE,
+    SINGLE_LIVE_BIRTH,
     PNEUMONIA,
     BRONCHIOLITIS,
     APPENDICITIS,
@@ -187,15 +211,19 @@ pub(super) const PROC_PREGNANCY_TEST: Concept = c("252160004", "Standard pregnan
 pub(super) const PROC_FUNDAL_HEIGHT: Concept =
     c("274804006", "Evaluation of uterine fundal height");
 pub(super) const PROC_FETAL_ANATOMY: Concept = c("271442007", "Fetal anatomy study");
+pub(super) const PROC_CHILDBIRTH: Concept = c("66348005", "Childbirth");
+pub(super) const PROC_CESAREAN: Concept = c("11466000", "Cesarean section");
 
-/// SNOMED CT codes that only make sense for a female patient (pregnancy care), for the tests.
+/// SNOMED CT codes that only make sense for a female patient (pregnancy care and childbirth), for the tests.
 #[cfg(test)]
-pub(super) const FEMALE_ONLY_SNOMED: [&str; 5] = [
+pub(super) const FEMALE_ONLY_SNOMED: [&str; 7] = [
     ENC_PRENATAL_INITIAL.code,
     ENC_PRENATAL.code,
     PROC_PREGNANCY_TEST.code,
     PROC_FUNDAL_HEIGHT.code,
     PROC_FETAL_ANATOMY.code,
+    PROC_CHILDBIRTH.code,
+    PROC_CESAREAN.code,
 ];
 
 pub(super) const ENC_EMERGENCY: Concept = c("50849002", "Emergency room admission");

@@ -275,7 +275,7 @@ fn physiologic(loinc: &str) -> Option<(f64, f64)> {
 fn seed_records_are_clinically_plausible() {
     let now = cfg().now;
     let childhood_vaccines = ["20", "10", "08", "133", "161", "03", "21"];
-    let (mut pregnancies, mut values, mut flagged) = (0, 0, 0);
+    let (mut pregnancies, mut deliveries, mut values, mut flagged) = (0, 0, 0, 0);
     for b in families() {
         let mut patient: BTreeMap<&str, (Date, bool, Option<OffsetDateTime>)> = BTreeMap::new();
         for e in entries(b) {
@@ -331,9 +331,19 @@ fn seed_records_are_clinically_plausible() {
                         || code.starts_with("Z3")
                         || code.starts_with("N94")))
                     || (*system == "http://snomed.info/sct"
-                        && ["424441002", "424619006", "252160004"].contains(code));
+                        && [
+                            "424441002",
+                            "424619006",
+                            "252160004",
+                            "274804006",
+                            "271442007",
+                            "66348005",
+                            "11466000",
+                        ]
+                        .contains(code));
                 assert!(female || !female_only, "{code} on a male patient");
                 pregnancies += usize::from(*code == "Z34.90");
+                deliveries += usize::from(*code == "Z37.0" && r["resourceType"] == "Condition");
             }
             // Childhood vaccines only for children.
             if r["resourceType"] == "Immunization" {
@@ -377,8 +387,8 @@ fn seed_records_are_clinically_plausible() {
         }
     }
     assert!(
-        pregnancies > 0 && values > 1000 && flagged > 0,
-        "vacuous: {pregnancies} {values} {flagged}"
+        pregnancies > 0 && deliveries > 0 && values > 1000 && flagged > 0,
+        "vacuous: {pregnancies} {deliveries} {values} {flagged}"
     );
 }
 
@@ -501,7 +511,10 @@ fn seed_sensitive_resources_are_labelled() {
                     Some("PSY")
                 }
                 c if c.starts_with("F10") => Some("ETH"),
-                c if c.starts_with("Z30") || c.starts_with("Z34") => Some("SEX"),
+                c if c.starts_with("Z30") || c.starts_with("Z34") || c.starts_with("Z37") => {
+                    Some("SEX")
+                }
+                c if c.starts_with('O') => Some("SEX"),
                 "Z21" | "B20" => Some("HIV"),
                 _ => None,
             };
@@ -823,7 +836,11 @@ fn seed_inpatient_stays_lie_in_the_life_and_the_ward_beds_of_the_facility() {
             }
             stays += 1;
             let who = r["subject"]["reference"].as_str().unwrap();
-            admitted.insert(who.to_string());
+            // Childbirth admissions are not among the few sick people admitted.
+            let reason = codes_of(&r["reasonCode"][0]);
+            if !reason.iter().any(|c| c.starts_with('O')) {
+                admitted.insert(who.to_string());
+            }
             let (birth, end) = people[who];
             let start = instant(r["period"]["start"].as_str().unwrap());
             let stop = instant(r["period"]["end"].as_str().unwrap());
@@ -1030,6 +1047,10 @@ fn seed_radiology_pathology_and_laboratory_reports_are_complete() {
 #[test]
 fn seed_vision_tests_only_for_serving_adults_and_a_dental_class_after_each_exam() {
     let (mut vision, mut classes) = (0, BTreeMap::new());
+    // Dental classes of service members, and how many health assessments found the exam overdue.
+    let (mut serving_classes, mut overdue): (BTreeMap<&str, usize>, usize) = (BTreeMap::new(), 0);
+    let window_start = cfg().now - time::Duration::seconds_f64(10.0 * 365.25 * 86_400.0);
+    let year = time::Duration::days(365);
     for b in families() {
         let mut serving: BTreeMap<&str, (bool, Date)> = BTreeMap::new();
         for e in entries(b) {
@@ -1096,11 +1117,40 @@ fn seed_vision_tests_only_for_serving_adults_and_a_dental_class_after_each_exam(
                             .as_str()
                             .unwrap()
                             .ends_with("/CodeSystem/dental-readiness-class"));
-                        dental
-                            .get_mut(enc)
-                            .expect("a dental class outside a dental exam")
-                            .0
-                            .push(value["code"].as_str().unwrap());
+                        let class = value["code"].as_str().unwrap();
+                        let subject = r["subject"]["reference"].as_str().unwrap();
+                        if serving[subject].0 {
+                            *serving_classes.entry(class).or_default() += 1;
+                        }
+                        if class != "4" {
+                            dental
+                                .get_mut(enc)
+                                .expect("a dental class outside a dental exam")
+                                .0
+                                .push(class);
+                            continue;
+                        }
+                        // Class 4 (exam overdue) at a serving adult's health assessment, when the record
+                        // shows no dental exam in the 12 months before it and reaches back that far.
+                        assert!(
+                            pha_eyes.contains_key(enc),
+                            "class 4 outside a health assessment"
+                        );
+                        let at = instant(by_url[enc]["period"]["start"].as_str().unwrap());
+                        assert!(
+                            at - year >= window_start,
+                            "class 4 at {at}: the record is shorter"
+                        );
+                        for url in dental.keys() {
+                            let exam = by_url[url];
+                            let t = instant(exam["period"]["start"].as_str().unwrap());
+                            assert!(
+                                exam["subject"]["reference"] != subject || t > at || at - t > year,
+                                "class 4 at {at}, but a dental exam at {t}"
+                            );
+                        }
+                        *classes.entry("4").or_insert(0) += 1;
+                        overdue += 1;
                     }
                 }
                 "Condition" if dental.contains_key(enc) => {
@@ -1127,7 +1177,19 @@ fn seed_vision_tests_only_for_serving_adults_and_a_dental_class_after_each_exam(
         }
     }
     assert!(vision > 100, "{vision} vision results");
-    assert_eq!(classes.len(), 3, "classes 1 to 3: {classes:?}");
+    assert_eq!(classes.len(), 4, "classes 1 to 4: {classes:?}");
+    // Plausible shares for service members: most are class 1 or 2, a few need urgent care (3) or are
+    // overdue (4).
+    let total: usize = serving_classes.values().sum();
+    let share = |c: &str| serving_classes.get(c).copied().unwrap_or(0) as f64 / total as f64;
+    assert!(
+        total > 100
+            && share("1") + share("2") > 0.8
+            && (0.01..0.15).contains(&share("3"))
+            && (0.01..0.12).contains(&share("4"))
+            && overdue == serving_classes.get("4").copied().unwrap_or(0),
+        "service members' dental classes: {serving_classes:?}"
+    );
     // The code system is loaded, with all four classes.
     let cs = all_resources()
         .find(|r| {
@@ -1149,5 +1211,153 @@ fn seed_vision_tests_only_for_serving_adults_and_a_dental_class_after_each_exam(
     assert_eq!(
         concepts[3],
         ("4", "Class 4: dental exam overdue or unknown")
+    );
+}
+
+#[test]
+fn seed_childbirth_admissions_are_the_mothers_of_the_children_born_in_the_record() {
+    let now = cfg().now;
+    let window_start = now - time::Duration::seconds_f64(10.0 * 365.25 * 86_400.0);
+    let (mut deliveries, mut cesareans, mut expected) = (0, 0, 0);
+    for b in families() {
+        let by_url: BTreeMap<&str, &Value> = entries(b)
+            .iter()
+            .filter_map(|e| Some((e["fullUrl"].as_str()?, &e["resource"])))
+            .collect();
+        let by_dodid: BTreeMap<&str, &str> = by_url
+            .iter()
+            .filter(|(_, r)| r["resourceType"] == "Patient")
+            .map(|(u, r)| (identifier(r, DODID_SYSTEM).unwrap(), *u))
+            .collect();
+        // Each delivery admission: (mother, first and last day of the stay as written).
+        let mut stays: Vec<(&str, Date, Date)> = Vec::new();
+        for (url, r) in &by_url {
+            let reason = r["reasonCode"][0]["coding"][0]["code"]
+                .as_str()
+                .unwrap_or("");
+            if r["resourceType"] != "Encounter" || !reason.starts_with('O') {
+                continue;
+            }
+            deliveries += 1;
+            assert_eq!(r["class"]["code"], "IMP");
+            let mother = r["subject"]["reference"].as_str().unwrap();
+            let patient = by_url[mother];
+            assert_eq!(patient["gender"], "female", "a delivery of a male patient");
+            let (start, end) = (
+                r["period"]["start"].as_str().unwrap(),
+                r["period"]["end"].as_str().unwrap(),
+            );
+            let (from, to) = (instant(start), instant(end));
+            let age = age_at(date(patient["birthDate"].as_str().unwrap()), from);
+            assert!((15.0..=50.0).contains(&age), "a delivery at {age:.1}");
+            let death = patient["deceasedDateTime"].as_str().map(instant);
+            assert!(
+                window_start <= from && from < to && to <= death.unwrap_or(now),
+                "a delivery {from}..{to} outside the record"
+            );
+            assert!(
+                to - from >= time::Duration::hours(20) && to - from <= time::Duration::days(5),
+                "a delivery stay of {}",
+                to - from
+            );
+            assert!(r["location"][0]["location"]["reference"]
+                .as_str()
+                .unwrap()
+                .ends_with("-inpatient-ward"));
+            // The delivery Condition, the outcome (single live birth) and the delivery itself.
+            let diagnoses: Vec<&str> = r["diagnosis"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| {
+                    let c = by_url[d["condition"]["reference"].as_str().unwrap()];
+                    assert_eq!(c["subject"]["reference"], mother);
+                    c["code"]["coding"][0]["code"].as_str().unwrap()
+                })
+                .collect();
+            assert_eq!(diagnoses, [reason, "Z37.0"]);
+            let procedures: Vec<&str> = by_url
+                .values()
+                .filter(|x| x["resourceType"] == "Procedure" && x["encounter"]["reference"] == *url)
+                .map(|x| x["code"]["coding"][0]["code"].as_str().unwrap())
+                .collect();
+            let expected_procedure = if reason == "O80" {
+                "66348005"
+            } else {
+                cesareans += 1;
+                "11466000"
+            };
+            assert_eq!(procedures, [expected_procedure], "{reason}");
+            stays.push((mother, date(&start[..10]), date(&end[..10])));
+        }
+        // Every child born within the record (far enough from its ends for a whole stay) to a mother in the
+        // family: exactly one stay of that mother covers the child's birth date.
+        for (url, r) in &by_url {
+            if r["resourceType"] != "RelatedPerson" || codes_of(&r["relationship"][0]) != ["MTH"] {
+                continue;
+            }
+            let child = by_url[r["patient"]["reference"].as_str().unwrap()];
+            let born = date(child["birthDate"].as_str().unwrap());
+            let mother = by_dodid[identifier(r, DODID_SYSTEM).unwrap()];
+            let covering = stays
+                .iter()
+                .filter(|(m, from, to)| *m == mother && *from <= born && born <= *to)
+                .count();
+            let inside = born >= (window_start + time::Duration::days(2)).date()
+                && born <= (now - time::Duration::days(5)).date();
+            let mothers = by_url
+                .values()
+                .filter(|x| {
+                    x["resourceType"] == "RelatedPerson"
+                        && x["patient"] == r["patient"]
+                        && codes_of(&x["relationship"][0]) == ["MTH"]
+                })
+                .count();
+            if inside && mothers == 1 {
+                expected += 1;
+                assert_eq!(
+                    covering, 1,
+                    "{url}: the birth on {born} is not in the mother's record"
+                );
+            }
+            if !inside {
+                assert_eq!(covering, 0, "a delivery of a child born outside the record");
+            }
+        }
+        // Each stay is a child's birth.
+        for (mother, from, to) in &stays {
+            let child = by_url.values().any(|x| {
+                x["resourceType"] == "RelatedPerson"
+                    && by_dodid[identifier(x, DODID_SYSTEM).unwrap()] == *mother
+                    && codes_of(&x["relationship"][0]) == ["MTH"]
+                    && {
+                        let born = date(
+                            by_url[x["patient"]["reference"].as_str().unwrap()]["birthDate"]
+                                .as_str()
+                                .unwrap(),
+                        );
+                        *from <= born && born <= *to
+                    }
+            });
+            assert!(child, "a delivery {from}..{to} without a child born then");
+        }
+        // Pregnancies end with a delivery of the same woman.
+        for r in by_url.values() {
+            if r["resourceType"] != "Condition" || r["code"]["coding"][0]["code"] != "Z34.90" {
+                continue;
+            }
+            let ended = instant(r["abatementDateTime"].as_str().unwrap());
+            let who = r["subject"]["reference"].as_str().unwrap();
+            assert!(
+                stays
+                    .iter()
+                    .any(|(m, from, to)| *m == who && *from <= ended.date() && ended.date() <= *to),
+                "a pregnancy ending {ended} without a delivery"
+            );
+        }
+    }
+    assert!(
+        deliveries >= 5 && deliveries >= expected && cesareans > 0 && cesareans < deliveries,
+        "{deliveries} deliveries ({cesareans} cesarean) for {expected} births"
     );
 }

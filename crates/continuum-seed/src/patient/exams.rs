@@ -2,6 +2,10 @@
 //! members with their hearing test, vision findings and visual acuity, and yearly dental examinations at the
 //! facility's dental clinic with findings charted by tooth (FDI two-digit numbering, HL7 `ex-tooth`) and the
 //! DoD dental readiness class they imply.
+//!
+//! Service members are examined about the same time every year (up to six weeks before the anniversary),
+//! and miss a year now and then; a health assessment that finds no dental examination within the last 12
+//! months records class 4 (exam overdue), when the record covers those 12 months.
 
 use rand::Rng;
 use serde_json::{json, Value};
@@ -33,7 +37,7 @@ const MYOPIC_ACUITY: [&str; 6] = ["20/40", "20/50", "20/70", "20/100", "20/200",
 
 /// The DoD dental readiness class after an examination: 1 without findings, 3 when caries reach the dentin
 /// (an emergency is likely within a year), 2 for the rest (enamel caries, gingivitis). Class 4 (exam overdue
-/// or unknown) is never the result of an examination.
+/// or unknown) is never the result of an examination: see [`Sim::overdue_dental_classes`].
 fn readiness_class(findings: &[Concept]) -> u8 {
     if findings.is_empty() {
         1
@@ -52,6 +56,18 @@ fn readiness_display(class: u8) -> &'static str {
         3 => "Class 3: dental treatment needed, dental emergency likely within 12 months",
         _ => "Class 4: dental exam overdue or unknown",
     }
+}
+
+/// How long a dental examination counts for readiness.
+const DENTAL_EXAM_VALID: Duration = Duration::days(365);
+
+/// A periodic health assessment, kept to chart class 4 at it once the dental examinations are known.
+pub(super) struct Assessment {
+    start: OffsetDateTime,
+    end: OffsetDateTime,
+    org: usize,
+    prac: usize,
+    encounter: String,
 }
 
 impl Sim<'_> {
@@ -75,6 +91,50 @@ impl Sim<'_> {
         }
         if self.population {
             self.with_aux(|s| s.visual_acuity(ctx, v));
+            self.assessments.push(Assessment {
+                start: v.start,
+                end: v.end,
+                org: v.org,
+                prac: v.prac,
+                encounter: ctx.encounter.to_string(),
+            });
+        }
+    }
+
+    /// Dental readiness class 4 at each health assessment without a dental examination in the 12 months
+    /// before it (only where the record reaches back that far: before, an examination may be missing from
+    /// it, not from the person's life).
+    pub(super) fn overdue_dental_classes(&mut self, first: OffsetDateTime) {
+        let assessments = std::mem::take(&mut self.assessments);
+        for a in &assessments {
+            if a.start - DENTAL_EXAM_VALID < first {
+                continue;
+            }
+            let examined = self
+                .dental_seen
+                .iter()
+                .any(|&t| t <= a.start && a.start - t <= DENTAL_EXAM_VALID);
+            if examined {
+                continue;
+            }
+            let practitioner = self.prov.practitioner_ref(a.prac);
+            let org = self.prov.org_ref(a.org);
+            let patient = self.patient.clone();
+            let ctx = Ctx {
+                patient: &patient,
+                encounter: &a.encounter,
+                offset: self.prov.orgs[a.org].facility.offset,
+                practitioner: &practitioner,
+                org: &org,
+            };
+            let v = Visit {
+                start: a.start,
+                end: a.end,
+                wellness: true,
+                org: a.org,
+                prac: a.prac,
+            };
+            self.dental_readiness(&ctx, &v, 4);
         }
     }
 
@@ -179,24 +239,36 @@ impl Sim<'_> {
         self.push(&urn, "Condition", c);
     }
 
-    /// Yearly dental examinations between `first` and `end`: service members nearly always, family members
-    /// and retirees less often; none before the first birthday.
+    /// Yearly dental examinations between `first` and `end`: service members nearly always and about the
+    /// same time each year, family members and retirees less often and at any time of the year; none before
+    /// the first birthday, nor around a childbirth.
     pub(super) fn dental_exams(&mut self, first: OffsetDateTime, end: OffsetDateTime) {
         let history = f64::from(self.cfg.years_of_history);
+        let serving = matches!(self.p.role, Role::ActiveDuty | Role::Reserve);
         let p_exam = match self.p.role {
             Role::ActiveDuty | Role::Reserve => 0.95,
             Role::Child => 0.8,
             _ => 0.6,
         };
+        // Where in the year a service member's examination falls.
+        let anniversary = if serving {
+            self.rng.random_range(0.0..1.0)
+        } else {
+            0.0
+        };
         for k in 0..self.cfg.years_of_history {
-            let lo = (self.cfg.now - years(history - f64::from(k)))
-                .max(first)
-                .max(self.p.birth + years(1.0));
+            let year = self.cfg.now - years(history - f64::from(k));
+            let lo = year.max(first).max(self.p.birth + years(1.0));
             let hi = (self.cfg.now - years(history - f64::from(k) - 1.0)).min(end);
             if hi <= lo + Duration::days(1) || !self.rng.random_bool(p_exam) {
                 continue;
             }
-            let t = lo + (hi - lo) * self.rng.random_range(0.0..1.0);
+            let t = if serving {
+                let early = minutes(self.rng.random_range(0..42 * 24 * 60));
+                (year + years(anniversary) - early).max(lo + Duration::days(1))
+            } else {
+                lo + (hi - lo) * self.rng.random_range(0.0..1.0)
+            };
             let org = self.p.stint_at(t).org;
             let Some(dentist) = self.prov.first_with(org, StaffRole::Dentist) else {
                 continue;
@@ -205,7 +277,7 @@ impl Sim<'_> {
             let clock = Time::MIDNIGHT + minutes(8 * 60 + 40 * self.rng.random_range(0..10));
             let start = t.to_offset(offset).replace_time(clock);
             let end_of_visit = start + minutes(40);
-            if start < lo || end_of_visit > hi {
+            if start < lo || end_of_visit > hi || self.in_hospital(start, end_of_visit) {
                 continue;
             }
             let v = Visit {
@@ -221,6 +293,7 @@ impl Sim<'_> {
 
     fn dental_exam(&mut self, v: &Visit) {
         self.busy.push((v.start, v.end));
+        self.dental_seen.push(v.start);
         let age = self.p.age_at(v.start);
         let enc = new_urn(&mut self.rng);
         let practitioner = self.prov.practitioner_ref(v.prac);
@@ -234,8 +307,9 @@ impl Sim<'_> {
             org: &org,
         };
         // Findings first, so the encounter's reason can say whether there were any.
+        // Most lesions are found while still in the enamel; one in seven has reached the dentin (class 3).
         let mut findings: Vec<(Concept, Option<&'static str>)> = Vec::new();
-        let p_caries = if age < 18.0 { 0.15 } else { 0.2 };
+        let p_caries = if age < 18.0 { 0.15 } else { 0.3 };
         if age >= 6.0 && self.rng.random_bool(p_caries) {
             let teeth: &[&'static str] = if age < 12.0 {
                 &FIRST_MOLARS
@@ -243,12 +317,12 @@ impl Sim<'_> {
                 &CARIES_TEETH
             };
             let n = self.rng.random_range(1..=2usize);
-            for i in 0..n {
+            for _ in 0..n {
                 let tooth = teeth[self.rng.random_range(0..teeth.len())];
                 if findings.iter().any(|f| f.1 == Some(tooth)) {
                     continue;
                 }
-                let depth = if i == 0 && self.rng.random_bool(0.6) {
+                let depth = if self.rng.random_bool(0.86) {
                     CARIES_ENAMEL
                 } else {
                     CARIES_DENTIN
@@ -256,7 +330,8 @@ impl Sim<'_> {
                 findings.push((depth, Some(tooth)));
             }
         }
-        if age >= 12.0 && self.rng.random_bool(0.1) {
+        let p_gingivitis = if age < 18.0 { 0.1 } else { 0.25 };
+        if age >= 12.0 && self.rng.random_bool(p_gingivitis) {
             findings.push((GINGIVITIS, None));
         }
         let reason = if findings.is_empty() {

@@ -7,7 +7,8 @@
 //! prescription at discharge for some, and a short, plainly synthetic discharge summary (LOINC 18842-5).
 //!
 //! Stays fall between the person's visits and end at least three days before death or now, so every date of
-//! the stay lies inside the record.
+//! the stay lies inside the record. Childbirth admissions (`delivery.rs`) are written with the same
+//! Encounter, vital signs and discharge summary.
 
 use base64::Engine;
 use rand::Rng;
@@ -36,9 +37,9 @@ struct Surgery {
 /// Why someone is admitted: ICD-10-CM reason, ages, relative weights (female, male), whether only serving
 /// members get it, nights in hospital, the fever it brings (°C above normal on admission), whether it is an
 /// emergency, whether it affects breathing, imaging and surgery, the course for the discharge summary, and
-/// the medication to take home.
-struct Reason {
-    code: Concept,
+/// the medication to take home, and whether it is a childbirth (`delivery.rs`: never drawn at random).
+pub(super) struct Reason {
+    pub(super) code: Concept,
     ages: (f64, f64),
     weight: (u32, u32),
     military: bool,
@@ -49,7 +50,33 @@ struct Reason {
     imaging: Option<(&'static Exam, Reading)>,
     surgery: Option<Surgery>,
     course: &'static str,
-    take_home: Option<(Med, u32)>,
+    pub(super) take_home: Option<(Med, u32)>,
+    obstetric: bool,
+}
+
+impl Reason {
+    /// A childbirth admission: from the prenatal clinic (not the emergency department), home afterwards.
+    pub(super) const fn obstetric(
+        code: Concept,
+        course: &'static str,
+        take_home: Option<(Med, u32)>,
+    ) -> Reason {
+        Reason {
+            code,
+            ages: (15.0, 50.0),
+            weight: (0, 0),
+            military: false,
+            nights: (1, 3),
+            fever: 0.0,
+            emergency: false,
+            respiratory: false,
+            imaging: None,
+            surgery: None,
+            course,
+            take_home,
+            obstetric: true,
+        }
+    }
 }
 
 const REASONS: [Reason; 10] = [
@@ -66,6 +93,7 @@ const REASONS: [Reason; 10] = [
         surgery: None,
         course: "Supportive care with nasal suctioning and oxygen, weaned to room air; feeding well.",
         take_home: None,
+        obstetric: false,
     },
     Reason {
         code: PNEUMONIA,
@@ -86,6 +114,7 @@ const REASONS: [Reason; 10] = [
         surgery: None,
         course: "IV antibiotics and oxygen, weaned to room air; changed to oral antibiotics.",
         take_home: Some((AZITHROMYCIN, 5)),
+        obstetric: false,
     },
     Reason {
         code: APPENDICITIS,
@@ -113,6 +142,7 @@ const REASONS: [Reason; 10] = [
         }),
         course: "Appendectomy without complications; tolerating diet, pain controlled.",
         take_home: Some((ACETAMINOPHEN, 5)),
+        obstetric: false,
     },
     Reason {
         code: CHOLECYSTITIS,
@@ -140,6 +170,7 @@ const REASONS: [Reason; 10] = [
         }),
         course: "Laparoscopic cholecystectomy without complications; tolerating diet.",
         take_home: Some((ACETAMINOPHEN, 5)),
+        obstetric: false,
     },
     Reason {
         code: CELLULITIS_LEG,
@@ -154,6 +185,7 @@ const REASONS: [Reason; 10] = [
         surgery: None,
         course: "IV antibiotics with receding erythema; changed to oral antibiotics.",
         take_home: Some((CEPHALEXIN, 7)),
+        obstetric: false,
     },
     Reason {
         code: CONCUSSION,
@@ -174,6 +206,7 @@ const REASONS: [Reason; 10] = [
         surgery: None,
         course: "Observed with neurological checks; headache improving. Graded return to activity.",
         take_home: None,
+        obstetric: false,
     },
     Reason {
         code: SYNCOPE,
@@ -191,6 +224,7 @@ const REASONS: [Reason; 10] = [
         surgery: None,
         course: "Telemetry and workup unremarkable; likely vasovagal. Counseled on fluids.",
         take_home: None,
+        obstetric: false,
     },
     Reason {
         code: CHEST_PAIN,
@@ -208,6 +242,7 @@ const REASONS: [Reason; 10] = [
         surgery: None,
         course: "Cardiac workup negative; pain likely musculoskeletal.",
         take_home: None,
+        obstetric: false,
     },
     Reason {
         code: HEATSTROKE,
@@ -222,6 +257,7 @@ const REASONS: [Reason; 10] = [
         surgery: None,
         course: "Rapid cooling and IV fluids; temperature and labs normalized. No duty in heat until cleared.",
         take_home: None,
+        obstetric: false,
     },
     Reason {
         code: VIRAL_GASTROENTERITIS,
@@ -236,6 +272,7 @@ const REASONS: [Reason; 10] = [
         surgery: None,
         course: "IV fluids for dehydration; tolerating oral intake at discharge.",
         take_home: None,
+        obstetric: false,
     },
 ];
 
@@ -262,12 +299,12 @@ fn resting(age: f64) -> (f64, f64) {
 }
 
 /// Everything one stay's resources share.
-struct Stay<'a> {
-    org: usize,
-    admitted: OffsetDateTime,
-    discharged: OffsetDateTime,
-    reason: &'a Reason,
-    age: f64,
+pub(super) struct Stay<'a> {
+    pub(super) org: usize,
+    pub(super) admitted: OffsetDateTime,
+    pub(super) discharged: OffsetDateTime,
+    pub(super) reason: &'a Reason,
+    pub(super) age: f64,
 }
 
 impl Sim<'_> {
@@ -353,15 +390,7 @@ impl Sim<'_> {
 
     fn stay(&mut self, stay: &Stay) {
         let org = stay.org;
-        let physicians: Vec<usize> = self
-            .prov
-            .staff_of(org)
-            .filter(|&i| self.prov.practitioners[i].role == StaffRole::Physician)
-            .collect();
-        let attending = physicians
-            .get(self.rng.random_range(0..physicians.len().max(1)))
-            .copied()
-            .unwrap_or(self.p.stint_at(stay.admitted).pcm);
+        let attending = self.attending(stay);
         let enc = new_urn(&mut self.rng);
         let condition = new_urn(&mut self.rng);
         let practitioner = self.prov.practitioner_ref(attending);
@@ -434,16 +463,30 @@ impl Sim<'_> {
         self.discharge_summary(&ctx, stay, from_ed, disposition, imaging_done);
     }
 
+    /// One of the facility's physicians, to attend a stay.
+    pub(super) fn attending(&mut self, stay: &Stay) -> usize {
+        let physicians: Vec<usize> = self
+            .prov
+            .staff_of(stay.org)
+            .filter(|&i| self.prov.practitioners[i].role == StaffRole::Physician)
+            .collect();
+        physicians
+            .get(self.rng.random_range(0..physicians.len().max(1)))
+            .copied()
+            .unwrap_or(self.p.stint_at(stay.admitted).pcm)
+    }
+
     /// The stay's Encounter: class IMP, admission (from the emergency department or the clinic) and
     /// discharge, the attending physician, the ward and one or two of its beds. Returns whether the patient
     /// came through the emergency department and where they went.
-    fn encounter_of_stay(
+    pub(super) fn encounter_of_stay(
         &mut self,
         ctx: &Ctx,
         stay: &Stay,
         condition: &str,
     ) -> (bool, &'static str) {
-        let from_ed = stay.reason.emergency || self.rng.random_bool(0.6);
+        let from_ed =
+            !stay.reason.obstetric && (stay.reason.emergency || self.rng.random_bool(0.6));
         let (source, source_display, kind) = if from_ed {
             (
                 "emd",
@@ -611,7 +654,7 @@ impl Sim<'_> {
     /// Vital signs on arrival, then at 06:00, 14:00 and 22:00 (local time) until discharge: temperature,
     /// pulse, breathing rate, oxygen saturation, and blood pressure from age 3. Fever and breathing trouble
     /// fade over the first days.
-    fn stay_vitals(&mut self, ctx: &Ctx, stay: &Stay) {
+    pub(super) fn stay_vitals(&mut self, ctx: &Ctx, stay: &Stay) {
         let mut times = vec![stay.admitted + minutes(10)];
         let local = stay.admitted.to_offset(ctx.offset);
         let mut day = local.replace_time(Time::MIDNIGHT);
@@ -692,7 +735,7 @@ impl Sim<'_> {
     }
 
     /// The discharge summary (LOINC 18842-5): a short, plainly synthetic text, signed at discharge.
-    fn discharge_summary(
+    pub(super) fn discharge_summary(
         &mut self,
         ctx: &Ctx,
         stay: &Stay,
