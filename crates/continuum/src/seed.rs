@@ -240,16 +240,24 @@ pub fn to_store(fhir: &Fhir, cfg: &SynthConfig, patients: u64, jobs: usize) -> R
     Ok(s)
 }
 
-/// Writes the population as `DIR/<Type>.ndjson`, ids assigned and references resolved.
+/// `--out /dev/null`: generate, flatten and serialise everything as for a folder, then drop the bytes (to
+/// measure the generator's speed and memory without a database or disk in the way).
+const DISCARD: &str = "/dev/null";
+
+/// Writes the population as `DIR/<Type>.ndjson`, ids assigned and references resolved; with
+/// [`DISCARD`] as `DIR`, every file is a sink.
 pub fn to_ndjson(dir: &Path, cfg: &SynthConfig, patients: u64) -> Result<Summary> {
     let started = Instant::now();
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let discard = dir == Path::new(DISCARD);
+    if !discard {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
     let bar = progress(patients);
     let mut summary = Summary {
         target: dir.display().to_string(),
         ..Summary::default()
     };
-    let mut files: BTreeMap<String, BufWriter<File>> = BTreeMap::new();
+    let mut files: BTreeMap<String, BufWriter<Box<dyn Write>>> = BTreeMap::new();
     let mut write = |summary: &mut Summary, resource: Value| -> Result<()> {
         let ty = resource["resourceType"]
             .as_str()
@@ -258,9 +266,15 @@ pub fn to_ndjson(dir: &Path, cfg: &SynthConfig, patients: u64) -> Result<Summary
         let out = match files.entry(ty.clone()) {
             std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
             std::collections::btree_map::Entry::Vacant(v) => {
-                let path = dir.join(format!("{ty}.ndjson"));
-                let f =
-                    File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+                let f: Box<dyn Write> = if discard {
+                    Box::new(std::io::sink())
+                } else {
+                    let path = dir.join(format!("{ty}.ndjson"));
+                    Box::new(
+                        File::create(&path)
+                            .with_context(|| format!("creating {}", path.display()))?,
+                    )
+                };
                 v.insert(BufWriter::new(f))
             }
         };
