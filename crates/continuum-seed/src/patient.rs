@@ -513,6 +513,12 @@ impl Sim<'_> {
         self.chronic.iter().any(|c| c.code == code && c.onset <= t)
     }
 
+    /// Whether care for `code` waits at `t`: contraception is neither started nor renewed during a pregnancy
+    /// or the childbirth stay.
+    fn paused(&self, code: Concept, t: OffsetDateTime) -> bool {
+        code == CONTRACEPTION && self.pregnant(t)
+    }
+
     /// Whether `code` is recorded and being treated with a medication by `t`.
     fn treated(&self, code: Concept, t: OffsetDateTime) -> bool {
         self.chronic
@@ -530,7 +536,10 @@ impl Sim<'_> {
 
     fn record_chronic(&mut self, ctx: &Ctx, v: &Visit) {
         for i in 0..self.chronic.len() {
-            if self.chronic[i].condition.is_some() || self.chronic[i].onset > v.start {
+            if self.chronic[i].condition.is_some()
+                || self.chronic[i].onset > v.start
+                || self.paused(self.chronic[i].code, v.start)
+            {
                 continue;
             }
             let (code, onset) = (self.chronic[i].code, self.chronic[i].onset);
@@ -598,7 +607,7 @@ impl Sim<'_> {
                 .rx
                 .as_ref()
                 .is_some_and(|rx| v.start - rx.2 >= Duration::days(330));
-            if due {
+            if due && !self.paused(self.chronic[i].code, v.start) {
                 self.prescribe_chronic(ctx, v, i);
             }
         }

@@ -1347,7 +1347,22 @@ fn seed_childbirth_admissions_are_the_mothers_of_the_children_born_in_the_record
                 continue;
             }
             let ended = instant(r["abatementDateTime"].as_str().unwrap());
+            let began = instant(r["onsetDateTime"].as_str().unwrap());
             let who = r["subject"]["reference"].as_str().unwrap();
+            // No contraceptive started or renewed while pregnant.
+            for x in by_url.values() {
+                let rx = x["medicationCodeableConcept"]["coding"][0]["code"].as_str();
+                if x["resourceType"] == "MedicationRequest"
+                    && x["subject"]["reference"] == who
+                    && matches!(rx, Some("751905" | "757594"))
+                {
+                    let t = instant(x["authoredOn"].as_str().unwrap());
+                    assert!(
+                        t < began || t > ended,
+                        "a contraceptive prescribed at {t}, during a pregnancy"
+                    );
+                }
+            }
             assert!(
                 stays
                     .iter()

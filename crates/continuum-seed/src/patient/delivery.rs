@@ -185,6 +185,13 @@ impl Sim<'_> {
             .any(|d| start < d.discharged && d.admitted < end)
     }
 
+    /// Whether `t` falls in a pregnancy or its childbirth stay.
+    pub(super) fn pregnant(&self, t: OffsetDateTime) -> bool {
+        self.deliveries
+            .iter()
+            .any(|d| d.onset <= t && t < d.discharged)
+    }
+
     /// The pregnancy `t` falls in, as (onset, birth), from the first prenatal visit it allows to the
     /// admission.
     pub(super) fn expecting(&self, t: OffsetDateTime) -> Option<(OffsetDateTime, OffsetDateTime)> {
