@@ -458,6 +458,13 @@ fn serve(
         ),
         None => None,
     };
+    // Before the runtime starts: the PostgreSQL client is synchronous and must not run on a runtime thread.
+    match continuum_core::reindex::state(store.as_ref()) {
+        Ok(continuum_core::reindex::IndexState::Current) => {}
+        // Searches still answer from the rows there are; only what the new definitions add is missing.
+        Ok(state) => tracing::warn!("{}", reindex::describe(&state)),
+        Err(e) => tracing::warn!(error = %e, "cannot read the search index state"),
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -478,12 +485,6 @@ fn serve(
             },
         )
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-        match continuum_core::reindex::state(store.as_ref()) {
-            Ok(continuum_core::reindex::IndexState::Current) => {}
-            // Searches still answer from the rows there are; only what the new definitions add is missing.
-            Ok(state) => tracing::warn!("{}", reindex::describe(&state)),
-            Err(e) => tracing::warn!(error = %e, "cannot read the search index state"),
-        }
         spawn_audit_sealer(store.clone());
         spawn_mail_delivery(store.clone(), mailer_from_env()?);
         tracing::info!(backend = store.backend(), %addr, "serving");
