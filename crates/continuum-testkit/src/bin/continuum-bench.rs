@@ -3,12 +3,14 @@
 //! ```text
 //! continuum-bench import --backend sqlite|postgres|both --patients 40 [--jobs N]
 //! continuum-bench read   --backend sqlite|postgres|both --resources 20000 --clients 32 --seconds 10
+//! continuum-bench search --database sqlite:///tmp/bench.db --clients 32 --seconds 20
 //! ```
 //!
-//! Owns: the two benchmarks (`import`: synthetic Synthea-like bundles through `Fhir::bundle`, the code path of
+//! Owns: the benchmarks (`import`: synthetic Synthea-like bundles through `Fhir::bundle`, the code path of
 //! `continuum import` and `POST /fhir`; `read`: concurrent `GET /fhir/Patient/{id}` against the real HTTP
-//! server on 127.0.0.1), opening a throwaway store per run (SQLite in a temporary directory, PostgreSQL in a
-//! fresh database of the testkit's throwaway cluster) and printing the figures.
+//! server on 127.0.0.1; `search`: issue 3's search mix over HTTP on an existing seeded database), opening a
+//! throwaway store per run for `import` and `read` (SQLite in a temporary directory, PostgreSQL in a fresh
+//! database of the testkit's throwaway cluster) and printing the figures.
 //! Does not own: the data generator (`continuum_testkit::synth`), the cluster (`continuum_testkit::pg`), or
 //! any FHIR or HTTP behaviour (it only calls `continuum-core` and `continuum-web`).
 
@@ -17,6 +19,8 @@
 mod import;
 #[path = "continuum-bench/read.rs"]
 mod read;
+#[path = "continuum-bench/search.rs"]
+mod search;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -69,6 +73,24 @@ enum Bench {
         /// concurrent single-resource write path (group commit on SQLite).
         #[arg(long)]
         create: bool,
+    },
+    /// The search mix of issue 3 over HTTP against an existing database populated by `continuum seed`.
+    Search {
+        /// `sqlite:///path/file.db` or `postgres://user@host:port/db`, already seeded (it is not emptied).
+        #[arg(long)]
+        database: String,
+        /// Concurrent clients, each a keep-alive HTTP client issuing one request at a time.
+        #[arg(long, default_value_t = 32)]
+        clients: usize,
+        /// Length of the measured run.
+        #[arg(long, default_value_t = 20.0)]
+        seconds: f64,
+        /// Unmeasured warm-up before the run (connections, caches).
+        #[arg(long, default_value_t = 3.0)]
+        warmup_seconds: f64,
+        /// Only these query kinds (comma-separated labels, e.g. `obs-latest,chain-2`); all by default.
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
     },
 }
 
@@ -339,6 +361,29 @@ fn main() -> Result<()> {
             if results.len() > 1 {
                 read::print_comparison(&kinds, &results);
             }
+        }
+        Bench::Search {
+            database,
+            clients,
+            seconds,
+            warmup_seconds,
+            only,
+        } => {
+            let valid = clients > 0
+                && seconds > 0.0
+                && seconds.is_finite()
+                && warmup_seconds >= 0.0
+                && warmup_seconds.is_finite();
+            if !valid {
+                bail!("--clients and --seconds must be positive and --warmup-seconds not negative");
+            }
+            search::run(search::Options {
+                database,
+                clients,
+                seconds,
+                warmup_seconds,
+                only,
+            })?;
         }
     }
     Ok(())
