@@ -227,6 +227,12 @@ impl ResourceStore for PostgresStore {
         queries::search(&mut *self.conn()?, query)
     }
 
+    fn analyze(&self) -> Result<()> {
+        // autovacuum gets there eventually; after a bulk load, plans should not wait for it
+        let mut conn = self.conn()?;
+        conn.client.batch_execute("ANALYZE").map_err(db_error)
+    }
+
     fn setting(&self, key: &str) -> Result<Option<String>> {
         let mut conn = self.conn()?;
         let stmt = conn

@@ -64,6 +64,11 @@ impl SqliteStore {
         .map_err(backend)?;
         configure(&writer).map_err(backend)?;
         migrate::apply(&mut writer)?;
+        // What SQLite recommends for a long-lived connection: analyse the tables whose statistics are missing
+        // or stale (cheap when there is nothing to do; bounded by analysis_limit when there is).
+        writer
+            .execute_batch("PRAGMA analysis_limit = 1000; PRAGMA optimize = 0x10002;")
+            .map_err(backend)?;
         let manager = SqliteConnectionManager::file(&path)
             .with_flags(OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
             .with_init(|c| {
@@ -291,6 +296,16 @@ impl ResourceStore for SqliteStore {
             out.push('\n');
         }
         Ok(out)
+    }
+
+    fn analyze(&self) -> Result<()> {
+        // Its own connection: ANALYZE takes the write lock only to store sqlite_stat1, and waits for it.
+        // analysis_limit samples each index instead of reading it whole (seconds, not minutes, at 1 M).
+        let conn = Connection::open(&self.path).map_err(backend)?;
+        conn.busy_timeout(std::time::Duration::from_secs(60))
+            .map_err(backend)?;
+        conn.execute_batch("PRAGMA analysis_limit = 1000; ANALYZE;")
+            .map_err(backend)
     }
 
     fn setting(&self, key: &str) -> Result<Option<String>> {

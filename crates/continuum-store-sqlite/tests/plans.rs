@@ -73,3 +73,53 @@ fn patient_scoped_searches_use_indexes() {
         .iter()
         .all(|m| m.id.trim_start_matches('o').parse::<usize>().unwrap() % 20 == 3));
 }
+
+/// Without planner statistics SQLite starts a patient-scoped search from the resource-type index and scans
+/// every resource of the type (found at 1 M resources: 10–80 ms instead of 0.1 ms); `analyze` (run after every
+/// bulk load) gives it the statistics to start from the patient's references instead.
+#[test]
+fn analyze_lets_patient_searches_start_from_the_patient() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.db");
+    let store = SqliteStore::open(&path, Arc::new(SystemClock)).unwrap();
+    store
+        .write(&mut |tx: &mut dyn WriteTx| {
+            for i in 0..3000 {
+                tx.put(
+                    &mut json!({"resourceType": "Immunization", "id": format!("i{i}"), "status": "completed",
+                        "vaccineCode": {"coding": [{"system": "http://hl7.org/fhir/sid/cvx", "code": "140"}]},
+                        "patient": {"reference": format!("Patient/p{}", i % 500)},
+                        "occurrenceDateTime": "2024-01-01"}),
+                    Expect::Absent,
+                )?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    let query = SearchQuery {
+        resource_type: Some("Immunization".into()),
+        filters: vec![Filter::one(Predicate::Reference {
+            param: "patient".into(),
+            target_type: Some("Patient".into()),
+            target_id: "p7".into(),
+        })],
+        count: 10,
+        ..Default::default()
+    };
+    let before = store.explain(&query).unwrap();
+    store.analyze().unwrap();
+    let stats: i64 = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row("SELECT count(*) FROM sqlite_stat1", [], |r| r.get(0))
+        .unwrap();
+    assert!(stats > 0, "ANALYZE stored statistics");
+    // a new store (as after a restart) reads the statistics
+    drop(store);
+    let store = SqliteStore::open(&path, Arc::new(SystemClock)).unwrap();
+    let after = store.explain(&query).unwrap();
+    assert!(
+        !after.contains("resource_type_updated"),
+        "with statistics the type index is not the starting point:\n{after}\n(before ANALYZE:\n{before})"
+    );
+    assert_eq!(store.search(&query).unwrap().matches.len(), 6);
+}

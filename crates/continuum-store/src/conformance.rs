@@ -24,7 +24,7 @@ macro_rules! conformance_tests {
             search_pages_with_cursor_and_total, index_follows_updates_and_deletes, guard_prevents_duplicate_conditional_creates,
             concurrent_if_match_updates_have_one_winner, bodies_round_trip_byte_exact,
             search_sorts_with_keyset_paging, long_values_are_indexed_by_prefix,
-            reindex_walks_live_resources_in_key_order, settings_round_trip);
+            reindex_walks_live_resources_in_key_order, settings_round_trip, analyze_keeps_answers);
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {
         $(
@@ -595,6 +595,24 @@ pub fn reindex_walks_live_resources_in_key_order(store: &dyn ResourceStore) {
     put(store, patient("r1", "Foxtrot"), Expect::Any).unwrap();
     assert!(family("Alpha").is_empty());
     assert_eq!(family("Foxtrot"), vec!["r1"]);
+}
+
+pub fn analyze_keeps_answers(store: &dyn ResourceStore) {
+    store.analyze().expect("analyze an empty store");
+    create(store, patient("a1", "Alpha"));
+    create(store, observation("o1", "a1"));
+    store.analyze().expect("analyze");
+    let page = store
+        .search(&q(
+            "Observation",
+            vec![Predicate::Reference {
+                param: "subject".into(),
+                target_type: None,
+                target_id: "a1".into(),
+            }],
+        ))
+        .unwrap();
+    assert_eq!(ids(&page), vec!["o1"]);
 }
 
 pub fn settings_round_trip(store: &dyn ResourceStore) {

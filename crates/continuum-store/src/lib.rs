@@ -207,6 +207,9 @@ pub trait ResourceStore: Send + Sync {
     /// run `work` again after [`StoreError::Contention`], so it must not have side effects outside the
     /// transaction other than recording its results.
     fn write(&self, work: &mut dyn FnMut(&mut dyn WriteTx) -> Result<()>) -> Result<()>;
+    /// Refresh the query planner's statistics. Run after bulk loads (seed, import, reindex): without them
+    /// SQLite plans every search from the resource-type index and scans a whole type.
+    fn analyze(&self) -> Result<()>;
     /// A store-wide setting (see [`WriteTx::set_setting`]).
     fn setting(&self, key: &str) -> Result<Option<String>>;
     /// Live (not deleted) resources whose store key is greater than `after`: the work left for a reindex.

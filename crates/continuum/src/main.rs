@@ -314,7 +314,7 @@ fn main() -> Result<()> {
             let store = open_store(&cli.database)?;
             reindex::run(store.as_ref(), batch, status, force)?;
             if !status {
-                record_bulk(store.as_ref(), "continuum reindex", "search index")?;
+                finish_bulk(store.as_ref(), "continuum reindex", "search index")?;
             }
             Ok(())
         }
@@ -324,7 +324,7 @@ fn main() -> Result<()> {
                 .unwrap_or(if store.backend() == "sqlite" { 1 } else { 4 })
                 .max(1);
             let summary = import::run(Fhir::new(store.clone()), &paths, jobs)?;
-            record_bulk(
+            finish_bulk(
                 store.as_ref(),
                 "continuum import",
                 &format!("{} files", paths.len()),
@@ -360,7 +360,7 @@ fn main() -> Result<()> {
                     }
                     let jobs = jobs.unwrap_or(seed::default_jobs(store.as_ref())).max(1);
                     let summary = seed::to_store(&fhir, &cfg, patients, jobs)?;
-                    record_bulk(
+                    finish_bulk(
                         store.as_ref(),
                         "continuum seed",
                         &format!("{patients} patients"),
@@ -402,7 +402,7 @@ fn main() -> Result<()> {
                     println!("First start: seeding {patients} synthetic patients into {database} (under a minute)...");
                     let jobs = seed::default_jobs(store.as_ref());
                     let summary = seed::to_store(&fhir, &cfg, patients.max(1), jobs)?;
-                    record_bulk(store.as_ref(), "continuum demo", &format!("{patients} patients"))?;
+                    finish_bulk(store.as_ref(), "continuum demo", &format!("{patients} patients"))?;
                     print!("{summary}");
                     if summary.failed > 0 {
                         bail!("{} bundles failed", summary.failed);
@@ -510,9 +510,13 @@ fn serve(
     })
 }
 
-/// One audit record for a bulk load by the command line (per-resource records would double the writes of a
-/// million-resource load; the load itself is the access).
-fn record_bulk(store: &dyn ResourceStore, who: &str, what: &str) -> Result<()> {
+/// After a bulk load by the command line: fresh planner statistics, and one audit record (per-resource records
+/// would double the writes of a million-resource load; the load itself is the access).
+fn finish_bulk(store: &dyn ResourceStore, who: &str, what: &str) -> Result<()> {
+    // fresh planner statistics: a bulk load changes the tables' shape the most
+    if let Err(e) = store.analyze() {
+        tracing::warn!(error = %e, "could not refresh the planner statistics");
+    }
     let principal = continuum_core::access::Principal::system(who);
     let now = continuum_store::to_micros(time::OffsetDateTime::now_utc());
     let rec = continuum_core::audit::record(
