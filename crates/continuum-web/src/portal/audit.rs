@@ -10,9 +10,9 @@ use axum::response::Response;
 use continuum_core::audit::{self, Event, Outcome};
 use continuum_store::{format_instant, from_micros, AuditQuery};
 
-use super::session::signed_in;
-use super::views::{self, render, Chrome};
-use super::{blocking, see_other};
+use super::blocking;
+use super::session::administrator;
+use super::views::{self, render};
 use crate::AppState;
 
 /// Rows on one page of the report.
@@ -53,25 +53,10 @@ pub(crate) async fn report(
     Query(filters): Query<Filters>,
     parts: Parts,
 ) -> Response {
-    let s = match signed_in(&state, &parts).await {
-        Ok(s) => s,
+    let (s, chrome) = match administrator(&state, &parts, "Audit reports").await {
+        Ok(found) => found,
         Err(res) => return res,
     };
-    if s.is_patient() {
-        return see_other("/portal");
-    }
-    let chrome = Chrome::for_user(&s);
-    if !s.account().roles.iter().any(|r| r == "administrator") {
-        return render(
-            StatusCode::FORBIDDEN,
-            &views::Message {
-                chrome,
-                title: "Not permitted".into(),
-                message: "Audit reports are for administrators.".into(),
-                link: Some(("/workspace".into(), "Back to the workspace".into())),
-            },
-        );
-    }
     let principal = s.access.principal.clone();
     let st = state.clone();
     let user = filters.user.trim().to_string();

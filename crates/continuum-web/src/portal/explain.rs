@@ -9,9 +9,9 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use continuum_core::audit::{self, Event, Outcome};
 
-use super::session::signed_in;
-use super::views::{self, render, Chrome};
-use super::{blocking, see_other};
+use super::blocking;
+use super::session::administrator;
+use super::views::{self, render};
 use crate::AppState;
 
 #[derive(Debug, Default, serde::Deserialize)]
@@ -26,25 +26,10 @@ pub(crate) async fn explain(
     Query(form): Query<Form>,
     parts: Parts,
 ) -> Response {
-    let s = match signed_in(&state, &parts).await {
-        Ok(s) => s,
+    let (s, chrome) = match administrator(&state, &parts, "Query plans").await {
+        Ok(found) => found,
         Err(res) => return res,
     };
-    if s.is_patient() {
-        return see_other("/portal");
-    }
-    let chrome = Chrome::for_user(&s);
-    if !s.account().roles.iter().any(|r| r == "administrator") {
-        return render(
-            StatusCode::FORBIDDEN,
-            &views::Message {
-                chrome,
-                title: "Not permitted".into(),
-                message: "Query plans are for administrators.".into(),
-                link: Some(("/workspace".into(), "Back to the workspace".into())),
-            },
-        );
-    }
     let search = form.search.trim().to_string();
     if search.is_empty() {
         return render(

@@ -95,6 +95,32 @@ impl SignedIn {
 
 /// The session behind the request's cookie, or a response sending the visitor to the sign-in page (no
 /// cookie, unknown, idle too long, past the absolute limit, account disabled).
+/// The signed-in administrator and the page chrome, or the response for anyone else: patients go to their
+/// portal, other staff get 403 saying `what` is for administrators. The one gate of the admin pages.
+pub(crate) async fn administrator(
+    state: &AppState,
+    parts: &Parts,
+    what: &str,
+) -> Result<(SignedIn, super::views::Chrome), Response> {
+    let s = signed_in(state, parts).await?;
+    if s.is_patient() {
+        return Err(see_other("/portal"));
+    }
+    let chrome = super::views::Chrome::for_user(&s);
+    if !s.account().roles.iter().any(|r| r == "administrator") {
+        return Err(super::views::render(
+            axum::http::StatusCode::FORBIDDEN,
+            &super::views::Message {
+                chrome,
+                title: "Not permitted".into(),
+                message: format!("{what} are for administrators."),
+                link: Some(("/workspace".into(), "Back to the workspace".into())),
+            },
+        ));
+    }
+    Ok((s, chrome))
+}
+
 pub(crate) async fn signed_in(state: &AppState, parts: &Parts) -> Result<SignedIn, Response> {
     let name = session_cookie_name(state);
     let Some(value) = cookie(&parts.headers, name) else {
