@@ -940,7 +940,128 @@ async fn ucum_units_compare_across_prefixes(app: &TestApp) {
     .is_empty());
 }
 
+/// Canonical references (`ActivityDefinition.library`, `ConceptMap.source[x]`, `meta.profile`) and references
+/// that are not `[base/]Type/id` (`urn:uuid:…`, a partner's URL): found by their whole URL, a canonical also
+/// without its `|version` (all versions match: the index keeps none) and by the `Type/id` it ends in, whatever
+/// the base (as for literal references); `_id` and `_lastUpdated` take `:missing` (every resource has both).
+async fn canonical_and_external_references(app: &TestApp) {
+    let library = |id: &str, canonical: &str| json!({"resourceType": "ActivityDefinition", "id": id, "status": "active", "library": [canonical]});
+    put(
+        app,
+        library("ad-versioned", "http://example.org/fhir/Library/zika|1.0"),
+    )
+    .await;
+    put(app, library("ad-relative", "Library/zika")).await;
+    put(
+        app,
+        library("ad-other", "http://example.org/fhir/Library/dengue"),
+    )
+    .await;
+    put(app, json!({"resourceType": "ConceptMap", "id": "cm-implicit", "status": "draft",
+        "sourceCanonical": "http://snomed.info/sct?fhir_vs", "targetCanonical": "http://example.org/fhir/ValueSet/t"})).await;
+    put(app, json!({"resourceType": "ClaimResponse", "id": "cr-partner", "status": "active",
+        "type": coding("http://terminology.hl7.org/CodeSystem/claim-type", "oral"), "use": "claim",
+        "patient": {"reference": "Patient/p1"}, "created": "2026-01-02", "insurer": {"reference": "Organization/o1"},
+        "outcome": "complete", "request": {"reference": "http://www.example.com/fhir/oralhealthclaim/15476"}})).await;
+    let mut tagged = observation("obs-profiled", "29463-7");
+    tagged["meta"] = json!({"profile": ["http://example.org/fhir/StructureDefinition/weight"],
+        "source": "http://example.org/feeds/scale#7"});
+    put(app, tagged).await;
+
+    assert_eq!(
+        ids(
+            app,
+            "ActivityDefinition?depends-on=http://example.org/fhir/Library/zika%7C1.0"
+        )
+        .await,
+        v(&["ad-relative", "ad-versioned"]),
+        "a canonical is found with or without its version, and by its Type/id (the index keeps no base)"
+    );
+    assert_eq!(
+        ids(
+            app,
+            "ActivityDefinition?depends-on=http://example.org/fhir/Library/dengue"
+        )
+        .await,
+        v(&["ad-other"])
+    );
+    assert_eq!(
+        ids(app, "ActivityDefinition?depends-on=Library/zika").await,
+        v(&["ad-relative", "ad-versioned"]),
+        "Type/id finds the canonicals ending in it"
+    );
+    assert_eq!(
+        ids(app, "ConceptMap?source=http://snomed.info/sct%3Ffhir_vs").await,
+        v(&["cm-implicit"])
+    );
+    assert!(ids(app, "ConceptMap?source=http://snomed.info/sct")
+        .await
+        .is_empty());
+    assert_eq!(
+        ids(
+            app,
+            "ClaimResponse?request=http://www.example.com/fhir/oralhealthclaim/15476"
+        )
+        .await,
+        v(&["cr-partner"])
+    );
+    assert_eq!(
+        ids(
+            app,
+            "Observation?_profile=http://example.org/fhir/StructureDefinition/weight"
+        )
+        .await,
+        v(&["obs-profiled"])
+    );
+    assert_eq!(
+        ids(
+            app,
+            "Observation?_source=http://example.org/feeds/scale%237"
+        )
+        .await,
+        v(&["obs-profiled"])
+    );
+    assert!(ids(app, "ActivityDefinition?_id:missing=true")
+        .await
+        .is_empty());
+    assert_eq!(
+        ids(app, "ActivityDefinition?_id:missing=false").await.len(),
+        3
+    );
+    assert!(ids(app, "ActivityDefinition?_lastUpdated:missing=true")
+        .await
+        .is_empty());
+    let (s, _) = app.get("ActivityDefinition?_id:missing=maybe").await;
+    assert_eq!(s, 400);
+
+    // the CapabilityStatement lists the common parameters on every type
+    let (s, cs) = app.get("metadata").await;
+    assert_eq!(s, 200);
+    let names: Vec<&str> = cs["rest"][0]["resource"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["type"] == "Observation")
+        .unwrap()["searchParam"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    for common in [
+        "_id",
+        "_lastUpdated",
+        "_profile",
+        "_security",
+        "_source",
+        "_tag",
+    ] {
+        assert!(names.contains(&common), "{common} missing from {names:?}");
+    }
+}
+
 on_both_backends!(
+    canonical_and_external_references,
     ucum_units_compare_across_prefixes,
     composite_quantities_stay_on_one_component,
     composite_concepts_dates_strings_and_references,

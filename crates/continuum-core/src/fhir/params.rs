@@ -183,6 +183,11 @@ fn split_or(value: &str) -> Vec<String> {
 }
 
 fn reference_value(param: &str, modifier: Option<&str>, v: &str) -> Result<Predicate, CoreError> {
+    // A canonical URL with `|version` matches the canonical regardless of version (the index keeps none).
+    let v = match v.split_once('|') {
+        Some((url, _)) if url.contains('/') => url,
+        _ => v,
+    };
     let mut target_type = modifier.map(str::to_string);
     let mut target_id = v.to_string();
     // `Type/id`, or an absolute URL ending in `Type/id`
@@ -664,6 +669,14 @@ fn filters_for(
         return Err(bad(format!("empty value for search parameter {name}")));
     }
     let mut any_of = Vec::new();
+    if matches!(code, "_id" | "_lastUpdated") && modifier == Some("missing") {
+        // Every resource has an id and a last-updated time: `:missing=true` matches none, `false` all.
+        return match value {
+            "true" => Ok(Ok(vec![Filter::one(Predicate::Id(String::new()))])),
+            "false" => Ok(Ok(Vec::new())),
+            _ => Err(bad(format!("{name} takes true or false"))),
+        };
+    }
     if code == "_id" {
         if let Some(m) = modifier {
             return Ok(Err(format!("modifier :{m} on _id is not supported")));

@@ -132,11 +132,17 @@ fn convert_str(kind: SearchParamType, code: &str, s: &str, out: &mut Vec<IndexVa
     match kind {
         SearchParamType::String => push_string(s, out),
         SearchParamType::Token => out.push(token(None, s, None)),
-        // A canonical or uri for a reference parameter: kept as a URL only.
+        // A canonical or uri for a reference parameter: searched by its URL without `|version`, and by
+        // `Type/id` when the URL ends in one (`http://hl7.org/fhir/StructureDefinition/Account`).
         SearchParamType::Reference => {
+            if s.starts_with('#') {
+                return;
+            }
+            let bare = s.split_once('|').map_or(s, |(url, _)| url);
+            let parts = split_reference(bare);
             out.push(IndexValue::Reference {
-                target_type: None,
-                target_id: None,
+                target_type: parts.map(|(t, _)| t.to_string()),
+                target_id: Some(parts.map_or(bare, |(_, id)| id).to_string()),
                 url: Some(s.to_string()),
             });
         }
@@ -253,8 +259,8 @@ fn reference(r: &str) -> Option<IndexValue> {
     let parts = split_reference(r);
     Some(IndexValue::Reference {
         target_type: parts.map(|(t, _)| t.to_string()),
-        target_id: parts.map(|(_, id)| id.to_string()),
-        // Why relative references that did not split keep the text: `:missing` and exact matching still work.
+        // A reference that is not `[base/]Type/id` (`urn:uuid:…`, a partner's URL) is matched by its whole text.
+        target_id: Some(parts.map_or(r, |(_, id)| id).to_string()),
         url: (absolute || parts.is_none()).then(|| r.to_string()),
     })
 }

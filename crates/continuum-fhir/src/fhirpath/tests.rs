@@ -447,23 +447,34 @@ fn numbers_money_canonicals_and_bundles() {
         (Some("urn:iso:std:iso:4217"), Some("EUR"), None)
     );
 
-    // A canonical for a reference parameter is kept as a URL only.
+    // A canonical for a reference parameter keeps its URL, and is searchable by the `Type/id` it ends in (without
+    // the `|version`); one that does not end in `Type/id` is searchable by its whole text.
     let pd = json!({"resourceType": "PlanDefinition", "status": "active",
     "library": ["http://example.org/Library/lib-1|1.0"],
     "relatedArtifact": [
         {"type": "depends-on", "resource": "http://example.org/Library/lib-2"},
+        {"type": "depends-on", "resource": "http://snomed.info/sct?fhir_vs"},
         {"type": "citation", "resource": "http://example.org/Library/lib-3"}
     ]});
-    let none = |u: &str| IndexValue::Reference {
-        target_type: None,
-        target_id: None,
+    let canonical = |ty: Option<&str>, id: &str, u: &str| IndexValue::Reference {
+        target_type: ty.map(Into::into),
+        target_id: Some(id.into()),
         url: Some(u.into()),
     };
     assert_eq!(
         values(&pd, "depends-on"),
         vec![
-            none("http://example.org/Library/lib-2"),
-            none("http://example.org/Library/lib-1|1.0")
+            canonical(Some("Library"), "lib-2", "http://example.org/Library/lib-2"),
+            canonical(
+                None,
+                "http://snomed.info/sct?fhir_vs",
+                "http://snomed.info/sct?fhir_vs"
+            ),
+            canonical(
+                Some("Library"),
+                "lib-1",
+                "http://example.org/Library/lib-1|1.0"
+            )
         ]
     );
     assert!(values(&pd, "composed-of").is_empty());

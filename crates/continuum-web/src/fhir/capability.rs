@@ -98,7 +98,9 @@ fn build() -> Value {
             for p in reg.search_params_for(ty) {
                 let composite = p.kind == SearchParamType::Composite
                     && continuum_fhir::fhirpath::composite_components(p).is_some();
-                if p.code.starts_with('_') || !(searchable(p.kind) || composite) {
+                // `_id` and `_lastUpdated` are listed above; `_tag`, `_security`, `_profile` and `_source` come
+                // from the registry like any other parameter.
+                if matches!(p.code.as_str(), "_id" | "_lastUpdated") || !(searchable(p.kind) || composite) {
                     continue;
                 }
                 let Some(expr) = &p.expression else { continue };
