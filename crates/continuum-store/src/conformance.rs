@@ -807,6 +807,16 @@ pub fn long_values_are_indexed_by_prefix(store: &dyn ResourceStore) {
         .unwrap()
         .matches
         .is_empty());
+    // `:contains` finds text past the indexed prefix too
+    let tail = Predicate::String {
+        param: "family".into(),
+        value: family[9_000..9_012].to_string(),
+        mode: StringMode::Contains,
+    };
+    assert_eq!(
+        ids(&store.search(&q("Patient", vec![tail])).unwrap()),
+        vec!["long"]
+    );
 }
 
 /// Raw access to a backend's index tables, bypassing the store, for [`reindex_rebuilds_lost_rows`].

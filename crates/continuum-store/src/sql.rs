@@ -416,12 +416,19 @@ fn predicate(b: &mut Builder, ty: Option<&str>, alias: &str, p: &Predicate) -> R
                     }
                 }
                 StringMode::Contains => {
-                    b.push(match b.dialect {
-                        Dialect::Sqlite => " AND instr(norm, ",
-                        Dialect::Postgres => " AND strpos(norm, ",
-                    });
+                    // `norm` keeps the first MAX_INDEXED_CHARS characters; past them the lower-cased full
+                    // text decides (case-folded, not accent-folded: a fallback for long texts only).
+                    let (find, len) = match b.dialect {
+                        Dialect::Sqlite => ("instr", "length"),
+                        Dialect::Postgres => ("strpos", "char_length"),
+                    };
+                    b.push(&format!(" AND ({find}(norm, "));
                     b.text(value);
-                    b.push(") > 0");
+                    b.push(&format!(
+                        ") > 0 OR ({len}(norm) >= {MAX_INDEXED_CHARS} AND {find}(lower(exact), "
+                    ));
+                    b.text(value);
+                    b.push(") > 0))");
                 }
             }
             b.push(")");
@@ -1140,7 +1147,11 @@ mod tests {
             assert_eq!(c.sql.matches('?').count(), c.params.len());
             assert!(c.sql.contains("t.pk <= ?"), "{}", c.sql);
             assert!(c.sql.contains("t.pk DESC LIMIT ?) t JOIN"), "{}", c.sql);
-            assert!(c.sql.ends_with("t.pk DESC"), "bodies keep the page's order: {}", c.sql);
+            assert!(
+                c.sql.ends_with("t.pk DESC"),
+                "bodies keep the page's order: {}",
+                c.sql
+            );
         }
     }
 }
