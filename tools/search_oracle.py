@@ -64,6 +64,42 @@ def search_ids(base, token, rtype, query):
     return 200, ids
 
 
+def search_order(base, token, rtype, query):
+    url = f"{rtype}?{query}&_count=1000&_elements=id"
+    out = []
+    while url:
+        status, b = get(base, token, url)
+        if status != 200:
+            return status, b
+        out += [e["resource"]["id"] for e in b.get("entry", []) if e.get("search", {}).get("mode", "match") == "match"]
+        url = next((l["url"] for l in b.get("link", []) if l["relation"] == "next"), None)
+    return 200, out
+
+
+def sort_key(kind, vs, descending):
+    """The value a resource sorts by (R4 leaves it to the server; ours: the least value ascending, the greatest
+    descending; a period by its start ascending and its end descending)."""
+    keys = []
+    for v in vs:
+        if kind == "date":
+            keys.append(v[1] if descending else v[0])
+        elif kind == "string":
+            keys.append(fold(v))
+        elif kind == "token":
+            keys.append(v[1])
+        elif kind in ("number",):
+            if v is not None:
+                keys.append(v)
+        elif kind == "quantity":
+            if v[0] is not None:
+                keys.append(v[0])
+        elif kind == "uri":
+            keys.append(v)
+    if not keys:
+        return None
+    return max(keys) if descending else min(keys)
+
+
 def all_resources(base, token, rtype):
     out = {}
     url = f"{rtype}?_count=1000"
@@ -258,6 +294,18 @@ def esc(s):
     return s
 
 
+def day_queries(name, lo, hi):
+    """eq on the UTC day of a value that lies within one day (dates and times with a zone)."""
+    if hi == POS or hi - lo > dt.timedelta(days=1):
+        return []
+    day = lo.date()
+    dlo = dt.datetime(day.year, day.month, day.day, tzinfo=dt.timezone.utc)
+    dhi = dlo + dt.timedelta(days=1)
+    if hi > dhi:
+        return []
+    return [(f"{name}=eq{day.isoformat()}", lambda vs: any(a >= dlo and b <= dhi for a, b in vs))]
+
+
 def queries_for(kind, name, value):
     """(query string, predicate over a resource's extracted values)."""
 
@@ -266,6 +314,9 @@ def queries_for(kind, name, value):
 
     if kind == "string":
         out = [(f"{name}:exact={q(value)}", lambda vs, value=value: value in vs)]
+        mid = fold(value)[1:4]
+        if len(mid) == 3 and mid.strip() == mid:
+            out.append((f"{name}:contains={q(mid)}", lambda vs, m=mid: any(m in fold(x) for x in vs)))
         pre = value[:3] if len(value) > 3 else value
         if fold(pre) and fold(pre) == fold(pre).strip():
             out.append((f"{name}={q(pre)}", lambda vs, p=fold(pre): any(fold(x).startswith(p) for x in vs)))
@@ -275,6 +326,11 @@ def queries_for(kind, name, value):
         out = [(f"{name}={q(code, safe='')}", lambda vs, c=code: any(x[1] == c for x in vs))]
         if system:
             out.append((f"{name}={q(system, safe='')}|{q(code, safe='')}", lambda vs, s=system, c=code: any(x == (s, c) for x in vs)))
+            out.append((f"{name}={q(system, safe='')}|", lambda vs, s=system: any(x[0] == s for x in vs)))
+        else:
+            out.append((f"{name}=|{q(code, safe='')}", lambda vs, c=code: any(x == (None, c) for x in vs)))
+        # :not: every resource without a matching value, those with no value at all included
+        out.append((f"{name}:not={q(code, safe='')}", lambda vs, c=code: not any(x[1] == c for x in vs), "all"))
         return out
     if kind == "reference":
         if isinstance(value, tuple):
@@ -283,7 +339,11 @@ def queries_for(kind, name, value):
             return [(f"{name}={q(bare, safe='')}", lambda vs, u=bare: any(isinstance(x, tuple) and x[1].split("|")[0] == u for x in vs))]
         tail = ref_tail(value)
         if re.fullmatch(r"[A-Z][A-Za-z]+/[A-Za-z0-9\-\.]{1,64}", tail):
-            return [(f"{name}={q(tail, safe='/')}", lambda vs, t=tail: any(isinstance(x, str) and ref_tail(x) == t for x in vs))]
+            ty, rid = tail.split("/")
+            return [
+                (f"{name}={q(tail, safe='/')}", lambda vs, t=tail: any(isinstance(x, str) and ref_tail(x) == t for x in vs)),
+                (f"{name}:{ty}={q(rid)}", lambda vs, t=tail: any(isinstance(x, str) and ref_tail(x) == t for x in vs)),
+            ]
         return [(f"{name}={q(value, safe='')}", lambda vs, t=value: any(x == t for x in vs))]
     if kind == "date":
         lo, hi = value
@@ -297,7 +357,12 @@ def queries_for(kind, name, value):
             # R4: ge = the range above the value overlaps, or the value's range contains the target
             (f"{name}=ge{year}", lambda vs: any(b > qhi or (a >= qlo and b <= qhi) for a, b in vs)),
             (f"{name}=lt{year}", lambda vs: any(a < qlo for a, b in vs)),
-        ]
+            (f"{name}=gt{year}", lambda vs: any(b > qhi for a, b in vs)),
+            (f"{name}=le{year}", lambda vs: any(a < qlo or (a >= qlo and b <= qhi) for a, b in vs)),
+            (f"{name}=sa{year}", lambda vs: any(a >= qhi for a, b in vs)),
+            (f"{name}=eb{year}", lambda vs: any(b <= qlo for a, b in vs)),
+            (f"{name}=ne{year}", lambda vs: any(not (a >= qlo and b <= qhi) for a, b in vs)),
+        ] + day_queries(name, lo, hi)
     if kind == "uri":
         return [(f"{name}={q(value, safe='')}", lambda vs, u=value: u in vs)]
     if kind == "number":
@@ -305,7 +370,11 @@ def queries_for(kind, name, value):
             return []
         text = format(value, "f")
         lo, hi = implicit_range(text)
-        return [(f"{name}={text}", lambda vs, lo=lo, hi=hi: any(x is not None and lo <= x < hi for x in vs))]
+        return [
+            (f"{name}={text}", lambda vs, lo=lo, hi=hi: any(x is not None and lo <= x < hi for x in vs)),
+            (f"{name}=gt{text}", lambda vs, v=value: any(x is not None and x > v for x in vs)),
+            (f"{name}=le{text}", lambda vs, v=value: any(x is not None and x <= v for x in vs)),
+        ]
     if kind == "quantity":
         v, system, code, unit = value
         if v is None or not system or not code:
@@ -317,6 +386,79 @@ def queries_for(kind, name, value):
     return []
 
 
+def check_chains(args, sps, supported, types):
+    """`A?P:T.Q=value`: the A resources whose P points at a T resource (by relative Type/id) matching Q."""
+    stored = {}
+    compiled = {}
+
+    def resources(t):
+        if t not in stored:
+            stored[t] = all_resources(args.base, args.token, t)
+        return stored[t]
+
+    def extract(t, sp):
+        expr = re.sub(r"\b(Resource|DomainResource)\.", t + ".", rewrite(sp["expression"]))
+        if (t, expr) not in compiled:
+            try:
+                compiled[(t, expr)] = fp_compile(expr, models["r4"])
+            except Exception:
+                compiled[(t, expr)] = None
+        fn = compiled[(t, expr)]
+        out = {}
+        for rid, r in resources(t).items():
+            try:
+                out[rid] = values_of(sp["type"], fn(r) or []) if fn else []
+            except Exception:
+                out[rid] = []
+        return out
+
+    by_type = collections.defaultdict(list)
+    for sp in sps:
+        if sp.get("expression") and sp.get("type") in ("token", "string", "reference"):
+            for b in sp.get("base", []):
+                by_type[b].append(sp)
+    work = []
+    for a in types:
+        if not resources(a):
+            continue
+        for sp in by_type.get(a, []):
+            if sp["type"] != "reference" or sp["code"] not in supported.get(a, {}):
+                continue
+            refs = extract(a, sp)
+            tried = 0
+            for rid, vs in sorted(refs.items()):
+                if tried >= 2:
+                    break
+                for x in vs:
+                    if not isinstance(x, str) or not re.fullmatch(r"[A-Z][A-Za-z]+/[A-Za-z0-9\-\.]{1,64}", x):
+                        continue
+                    t, tid = x.split("/")
+                    if t not in supported or tid not in resources(t):
+                        continue
+                    for tsp in by_type.get(t, []):
+                        if tsp["type"] not in ("token", "string") or tsp["code"] not in supported[t] or tsp["code"].startswith("_"):
+                            continue
+                        tvals = extract(t, tsp)
+                        if not tvals.get(tid):
+                            continue
+                        for query, pred, *_ in queries_for(tsp["type"], tsp["code"], tvals[tid][0])[:1]:
+                            hits = {i for i, v in tvals.items() if v and pred(v)}
+                            exp = {r for r, rv in refs.items() if any(isinstance(y, str) and y.startswith(t + "/") and y.split("/")[1] in hits for y in rv)}
+                            work.append((a, sp["code"], f"{sp['code']}:{t}.{query}", exp))
+                        tried += 1
+                        break
+                    break
+    mismatches, errors = [], []
+    for a, code, query, exp in work:
+        status, got = search_ids(args.base, args.token, a, query)
+        if status != 200:
+            errors.append(f"{status} {a}?{query}: {got}")
+        elif got != exp:
+            mismatches.append((a, code, query, sorted(exp - got)[:5], sorted(got - exp)[:5]))
+    print(f"chains: {len(work)} searches", file=sys.stderr)
+    return len(work), mismatches, errors
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--base", default="http://127.0.0.1:8080/fhir")
@@ -326,6 +468,7 @@ def main():
     ap.add_argument("--per-param", type=int, default=3, help="sample values per parameter")
     ap.add_argument("--jobs", type=int, default=4)
     ap.add_argument("--show", type=int, default=40)
+    ap.add_argument("--chains", action="store_true", help="also check one-level chains (P:Type.Q=value)")
     args = ap.parse_args()
 
     bundle = json.loads((SHARED if SHARED.exists() else PARAMS).read_text())
@@ -352,6 +495,7 @@ def main():
         if not res:
             continue
         work = []
+        sorts = []
         for sp in sps:
             code = sp.get("code")
             if only and code not in only:
@@ -389,6 +533,10 @@ def main():
             if code != "_lastUpdated":
                 work.append((rtype, code, f"{code}:missing=false", present))
                 work.append((rtype, code, f"{code}:missing=true", set(res) - present))
+            if kind in ("date", "string", "number", "quantity", "uri") and present:
+                for desc in (False, True):
+                    keys = {rid: sort_key(kind, vs, desc) for rid, vs in extracted.items()}
+                    sorts.append((rtype, code, f"_sort={'-' if desc else ''}{code}", keys, desc))
             samples = []
             for rid in sorted(present):
                 for v in extracted[rid][:2]:
@@ -398,11 +546,11 @@ def main():
             for v in samples:
                 if picked >= args.per_param:
                     break
-                for query, pred in queries_for(kind, code, v):
-                    if query in seen:
+                for query, pred, *scope in queries_for(kind, code, v):
+                    if query in seen or query.startswith(("_id=|", "_id:not")):
                         continue
                     seen.add(query)
-                    exp = {rid for rid, vs in extracted.items() if vs and pred(vs)}
+                    exp = {rid for rid, vs in extracted.items() if (vs or scope) and pred(vs)}
                     work.append((rtype, code, query, exp))
                 picked += 1
         with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
@@ -413,7 +561,28 @@ def main():
                     continue
                 if got != expected:
                     mismatches.append((rtype_, code, query, sorted(expected - got)[:5], sorted(got - expected)[:5]))
+        for rtype_, code, query, keys, desc in sorts:
+            checked += 1
+            status, got = search_order(args.base, args.token, rtype_, query)
+            if status != 200:
+                errors.append(f"{status} {rtype_}?{query}")
+                continue
+            if set(got) != set(keys):
+                mismatches.append((rtype_, code, query, sorted(set(keys) - set(got))[:5], sorted(set(got) - set(keys))[:5]))
+                continue
+            seq = [keys[i] for i in got]
+            present_part = [k for k in seq if k is not None]
+            ok = seq[: len(present_part)] == present_part  # missing values last
+            ok = ok and all((a >= b) if desc else (a <= b) for a, b in zip(present_part, present_part[1:]))
+            if not ok:
+                mismatches.append((rtype_, code, query, ["order:"] + [str(k) for k in seq[:6]], []))
         print(f"{rtype}: {len(res)} resources, {len(work)} searches", file=sys.stderr)
+
+    if args.chains:
+        c, m, e = check_chains(args, sps, supported, types)
+        checked += c
+        mismatches += m
+        errors += e
 
     for p, n in sorted(problems.items()):
         print(f"note: {p} ({n})")
