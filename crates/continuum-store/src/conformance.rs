@@ -21,7 +21,7 @@ macro_rules! conformance_tests {
             delete_is_versioned_and_idempotent, failed_transaction_leaves_nothing, transaction_sees_own_writes,
             history_pages_newest_first, history_since_and_at, search_by_id_and_type,
             search_by_reference_and_compartment, search_by_token, search_by_last_updated,
-            search_pages_with_cursor_and_total, index_follows_updates_and_deletes, guard_prevents_duplicate_conditional_creates,
+            search_pages_with_cursor_and_total, index_follows_updates_and_deletes, token_counts_follow_updates_and_deletes, guard_prevents_duplicate_conditional_creates,
             concurrent_if_match_updates_have_one_winner, bodies_round_trip_byte_exact,
             search_sorts_with_keyset_paging, long_values_are_indexed_by_prefix,
             reindex_walks_live_resources_in_key_order, settings_round_trip, analyze_keeps_answers);
@@ -541,6 +541,59 @@ pub fn index_follows_updates_and_deletes(store: &dyn ResourceStore) {
         .unwrap()
         .matches
         .is_empty());
+}
+
+/// Counts of one token (the population count, answered from the token index alone) and of the same token
+/// with another filter (answered through the resource rows) agree, and follow updates and deletes; a resource
+/// with the code twice counts once.
+pub fn token_counts_follow_updates_and_deletes(store: &dyn ResourceStore) {
+    let tagged = |id: &str, values: &[&str]| {
+        let ids: Vec<Value> = values
+            .iter()
+            .map(|v| json!({"system": "urn:x", "value": v}))
+            .collect();
+        json!({"resourceType": "Patient", "id": id, "identifier": ids, "name": [{"family": "Count"}]})
+    };
+    create(store, tagged("p1", &["A", "A"]));
+    create(store, tagged("p2", &["A"]));
+    create(store, tagged("p3", &["B"]));
+    create(
+        store,
+        json!({"resourceType": "Group", "id": "g1", "type": "person", "actual": true,
+        "identifier": [{"system": "urn:x", "value": "A"}]}),
+    );
+    let count = |system: TokenSystem, code: &str, with_name: bool| {
+        let mut filters = vec![Predicate::Token {
+            param: "identifier".into(),
+            system,
+            code: code.into(),
+            negate: false,
+        }];
+        if with_name {
+            filters.push(Predicate::String {
+                param: "family".into(),
+                value: "count".into(),
+                mode: StringMode::Start,
+            });
+        }
+        let mut query = q("Patient", filters);
+        query.total = true;
+        let page = store.search(&query).unwrap();
+        assert_eq!(page.total, Some(page.matches.len() as u64));
+        page.total.unwrap()
+    };
+    let is = |c: &str| TokenSystem::Is(c.into());
+    for with_name in [false, true] {
+        assert_eq!(count(is("urn:x"), "A", with_name), 2);
+        assert_eq!(count(TokenSystem::Any, "A", with_name), 2);
+    }
+    put(store, tagged("p2", &["B"]), Expect::Any).unwrap();
+    delete(store, "Patient", "p3");
+    for with_name in [false, true] {
+        assert_eq!(count(is("urn:x"), "A", with_name), 1);
+        assert_eq!(count(is("urn:x"), "B", with_name), 1);
+        assert_eq!(count(is("urn:y"), "B", with_name), 0);
+    }
 }
 
 pub fn reindex_walks_live_resources_in_key_order(store: &dyn ResourceStore) {

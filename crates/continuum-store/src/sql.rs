@@ -350,6 +350,29 @@ fn filters_sql(b: &mut Builder, ty: Option<&str>, alias: &str, filters: &[Filter
     Ok(())
 }
 
+/// The `idx_token` conditions after `pid` for a token search value.
+fn token_match(b: &mut Builder, system: &TokenSystem, code: &str) {
+    match system {
+        TokenSystem::Any => {
+            b.push(" AND code_hash = ");
+            b.int(token_hash(None, code));
+        }
+        TokenSystem::None => {
+            b.push(" AND code_hash = ");
+            b.int(token_hash(None, code));
+            b.push(" AND system IS NULL");
+        }
+        TokenSystem::Is(sys) => {
+            b.push(" AND sys_code_hash = ");
+            b.int(token_hash(Some(sys), code));
+        }
+        TokenSystem::OnlySystem(sys) => {
+            b.push(" AND system = ");
+            b.text(sys);
+        }
+    }
+}
+
 /// One predicate on the resource row `alias` (of type `ty` when known).
 fn predicate(b: &mut Builder, ty: Option<&str>, alias: &str, p: &Predicate) -> Result<()> {
     let pk_in = |negate: bool| format!("{alias}.pk {}IN (", if negate { "NOT " } else { "" });
@@ -372,25 +395,7 @@ fn predicate(b: &mut Builder, ty: Option<&str>, alias: &str, p: &Predicate) -> R
             b.push(&pk_in(*negate));
             b.push("SELECT res_pk FROM idx_token WHERE pid = ");
             b.int(pid);
-            match system {
-                TokenSystem::Any => {
-                    b.push(" AND code_hash = ");
-                    b.int(token_hash(None, code));
-                }
-                TokenSystem::None => {
-                    b.push(" AND code_hash = ");
-                    b.int(token_hash(None, code));
-                    b.push(" AND system IS NULL");
-                }
-                TokenSystem::Is(sys) => {
-                    b.push(" AND sys_code_hash = ");
-                    b.int(token_hash(Some(sys), code));
-                }
-                TokenSystem::OnlySystem(sys) => {
-                    b.push(" AND system = ");
-                    b.text(sys);
-                }
-            }
+            token_match(b, system, code);
             b.push(")");
         }
         Predicate::String { param, value, mode } => {
@@ -1004,6 +1009,28 @@ pub fn compile_count(dialect: Dialect, q: &SearchQuery) -> Result<Compiled> {
         sql: String::new(),
         params: Vec::new(),
     };
+    // A count of one code (`Observation?code=X&_summary=count` over the population): index rows exist only
+    // for the current versions of live resources and `pid` names the type, so counting distinct resources
+    // among the token rows is exact, and reads the (pid, hash, res_pk) index alone instead of probing the
+    // resource row of each of 100,000+ matches.
+    if let ([filter], Some(ty), true) = (q.filters.as_slice(), &q.resource_type, q.types.is_empty())
+    {
+        if let [Predicate::Token {
+            param,
+            system: system @ (TokenSystem::Any | TokenSystem::Is(_)),
+            code,
+            negate: false,
+        }] = filter.any_of.as_slice()
+        {
+            b.push("SELECT COUNT(DISTINCT res_pk) FROM idx_token WHERE pid = ");
+            b.int(param_id(ty, param));
+            token_match(&mut b, system, code);
+            return Ok(Compiled {
+                sql: b.sql,
+                params: b.params,
+            });
+        }
+    }
     b.push("SELECT COUNT(*) FROM resource r");
     where_clause(&mut b, q, false)?;
     Ok(Compiled {
@@ -1098,6 +1125,44 @@ mod tests {
     fn prefix_bound_increments_last_char() {
         assert_eq!(prefix_upper_bound("smi").as_deref(), Some("smj"));
         assert_eq!(prefix_upper_bound(""), None);
+    }
+
+    #[test]
+    fn a_count_of_one_code_reads_the_token_index_alone() {
+        let token = |negate| Predicate::Token {
+            param: "code".into(),
+            system: TokenSystem::Is("http://loinc.org".into()),
+            code: "4548-4".into(),
+            negate,
+        };
+        let mut q = SearchQuery {
+            resource_type: Some("Observation".into()),
+            filters: vec![Filter::one(token(false))],
+            ..Default::default()
+        };
+        let c = compile_count(Dialect::Postgres, &q).unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            c.sql.starts_with(
+                "SELECT COUNT(DISTINCT res_pk) FROM idx_token WHERE pid = ? AND sys_code_hash = ?"
+            ),
+            "{}",
+            c.sql
+        );
+        // a negated token, or a second filter, needs the resource rows
+        q.filters = vec![Filter::one(token(true))];
+        let c = compile_count(Dialect::Postgres, &q).unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            c.sql.starts_with("SELECT COUNT(*) FROM resource r"),
+            "{}",
+            c.sql
+        );
+        q.filters = vec![Filter::one(token(false)), Filter::one(token(false))];
+        let c = compile_count(Dialect::Postgres, &q).unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            c.sql.starts_with("SELECT COUNT(*) FROM resource r"),
+            "{}",
+            c.sql
+        );
     }
 
     #[test]
