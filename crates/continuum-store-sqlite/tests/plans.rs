@@ -123,3 +123,71 @@ fn analyze_lets_patient_searches_start_from_the_patient() {
     );
     assert_eq!(store.search(&query).unwrap().matches.len(), 6);
 }
+
+/// A clinic's month of encounters (`service-provider=X&date=ge…&date=lt…`) checks each candidate's dates
+/// through the per-resource index; it never collects every encounter on one open side of the range (at 1 M
+/// resources the `ge` side alone was every later encounter).
+#[test]
+fn date_ranges_are_checked_per_candidate_when_another_filter_anchors() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("d.db"), Arc::new(SystemClock)).unwrap();
+    store
+        .write(&mut |tx: &mut dyn WriteTx| {
+            for i in 0..400 {
+                tx.put(
+                    &mut json!({"resourceType": "Encounter", "id": format!("e{i}"), "status": "finished",
+                        "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+                        "serviceProvider": {"reference": format!("Organization/c{}", i % 4)},
+                        "period": {"start": format!("2024-{:02}-{:02}T09:00:00Z", 1 + i % 12, 1 + i % 28),
+                                   "end": format!("2024-{:02}-{:02}T09:30:00Z", 1 + i % 12, 1 + i % 28)}}),
+                    Expect::Absent,
+                )?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    store.analyze().unwrap();
+    let month = |cmp, day: &str| {
+        let (low, high) = continuum_fhir::datetime::date_range(day).unwrap();
+        Filter::one(Predicate::Date {
+            param: "date".into(),
+            cmp,
+            low,
+            high,
+        })
+    };
+    let query = SearchQuery {
+        resource_type: Some("Encounter".into()),
+        filters: vec![
+            Filter::one(Predicate::Reference {
+                param: "service-provider".into(),
+                target_type: Some("Organization".into()),
+                target_id: "c1".into(),
+            }),
+            month(continuum_store::search::Comparator::Ge, "2024-03-01"),
+            month(continuum_store::search::Comparator::Lt, "2024-04-01"),
+        ],
+        count: 50,
+        ..Default::default()
+    };
+    let plan = store.explain(&query).unwrap();
+    assert!(plan.contains("idx_reference"), "{plan}");
+    assert!(
+        !plan.contains("idx_date_low"),
+        "a date side is collected whole:\n{plan}"
+    );
+    assert!(
+        !plan.contains("idx_date_high"),
+        "a date side is collected whole:\n{plan}"
+    );
+    let page = store.search(&query).unwrap();
+    // clinic c1 (i % 4 == 1) in March (i % 12 == 2)
+    let mut want: Vec<String> = (0..400)
+        .filter(|i| i % 4 == 1 && i % 12 == 2)
+        .map(|i| format!("e{i}"))
+        .collect();
+    let mut got: Vec<String> = page.matches.iter().map(|m| m.id.clone()).collect();
+    want.sort();
+    got.sort();
+    assert_eq!(got, want);
+}

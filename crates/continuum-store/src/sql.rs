@@ -334,6 +334,19 @@ fn number_condition(b: &mut Builder, col: &str, cmp: Comparator, value: f64, low
 }
 
 fn filters_sql(b: &mut Builder, ty: Option<&str>, alias: &str, filters: &[Filter]) -> Result<()> {
+    // When another filter pins the rows down (a code, a reference, an id), a date range is checked per
+    // candidate through the per-resource index instead of collecting every resource in the range: the open
+    // side of `date=ge2025-03-01` alone matches every later encounter.
+    let anchored = filters.iter().any(|f| {
+        !f.any_of.is_empty()
+            && f.any_of.iter().all(|p| match p {
+                Predicate::Token { negate, system, .. } => {
+                    !negate && !matches!(system, TokenSystem::OnlySystem(_))
+                }
+                Predicate::Reference { .. } | Predicate::Id(_) => true,
+                _ => false,
+            })
+    });
     for f in filters {
         if f.any_of.is_empty() {
             continue;
@@ -343,7 +356,29 @@ fn filters_sql(b: &mut Builder, ty: Option<&str>, alias: &str, filters: &[Filter
             if i > 0 {
                 b.push(" OR ");
             }
-            predicate(b, ty, alias, p)?;
+            match p {
+                Predicate::Date {
+                    param,
+                    cmp,
+                    low,
+                    high,
+                } if anchored => {
+                    let pid = pid_for(ty, param)?;
+                    // SQLite otherwise may walk the parameter's whole (pid, low, …) index per candidate
+                    let hint = match b.dialect {
+                        Dialect::Sqlite => " INDEXED BY idx_date_res",
+                        Dialect::Postgres => "",
+                    };
+                    b.push(&format!(
+                        "EXISTS (SELECT 1 FROM idx_date{hint} WHERE res_pk = {alias}.pk AND pid = "
+                    ));
+                    b.int(pid);
+                    b.push(" AND ");
+                    range_condition(b, "low", "high", *cmp, *low, *high);
+                    b.push(")");
+                }
+                _ => predicate(b, ty, alias, p)?,
+            }
         }
         b.push(")");
     }
