@@ -64,6 +64,22 @@ def search_ids(base, token, rtype, query):
     return 200, ids
 
 
+def search_entries(base, token, rtype, query):
+    """Every entry of the answer, matches and includes, as Type/id."""
+    url = f"{rtype}?{query}&_count=1000"
+    out = set()
+    while url:
+        status, b = get(base, token, url)
+        if status != 200:
+            return status, b
+        for e in b.get("entry", []):
+            r = e["resource"]
+            if r["resourceType"] != "OperationOutcome":
+                out.add(f"{r['resourceType']}/{r['id']}")
+        url = next((l["url"] for l in b.get("link", []) if l["relation"] == "next"), None)
+    return 200, out
+
+
 def search_order(base, token, rtype, query):
     url = f"{rtype}?{query}&_count=1000&_elements=id"
     out = []
@@ -184,6 +200,10 @@ def ref_values(v):
             return []
         return [r]
     return []
+
+
+def is_local(x):
+    return isinstance(x, str) and "://" not in x and not x.startswith("urn:")
 
 
 def ref_tail(r):
@@ -337,12 +357,15 @@ def queries_for(kind, name, value):
             url = value[1]
             bare = url.split("|")[0]
             return [(f"{name}={q(bare, safe='')}", lambda vs, u=bare: any(isinstance(x, tuple) and x[1].split("|")[0] == u for x in vs))]
+        if "://" in value or value.startswith("urn:"):
+            # another server's resource: matched as written (R4: an absolute URL matches that URL)
+            return [(f"{name}={q(value, safe='')}", lambda vs, t=value: any(x == t for x in vs))]
         tail = ref_tail(value)
         if re.fullmatch(r"[A-Z][A-Za-z]+/[A-Za-z0-9\-\.]{1,64}", tail):
             ty, rid = tail.split("/")
             return [
-                (f"{name}={q(tail, safe='/')}", lambda vs, t=tail: any(isinstance(x, str) and ref_tail(x) == t for x in vs)),
-                (f"{name}:{ty}={q(rid)}", lambda vs, t=tail: any(isinstance(x, str) and ref_tail(x) == t for x in vs)),
+                (f"{name}={q(tail, safe='/')}", lambda vs, t=tail: any(is_local(x) and ref_tail(x) == t for x in vs)),
+                (f"{name}:{ty}={q(rid)}", lambda vs, t=tail: any(is_local(x) and ref_tail(x) == t for x in vs)),
             ]
         return [(f"{name}={q(value, safe='')}", lambda vs, t=value: any(x == t for x in vs))]
     if kind == "date":
@@ -448,14 +471,36 @@ def check_chains(args, sps, supported, types):
                         tried += 1
                         break
                     break
+    # _include / _revinclude / _has on the same references
+    for a in types:
+        for sp in by_type.get(a, []):
+            if sp["type"] != "reference" or sp["code"] not in supported.get(a, {}):
+                continue
+            refs = extract(a, sp)
+            local = {rid: sorted({y for y in vs if isinstance(y, str) and "/" in y and y.split("/")[0] in supported
+                                  and y.split("/")[1] in resources(y.split("/")[0])}) for rid, vs in refs.items()}
+            with_targets = [rid for rid, ts in sorted(local.items()) if ts][:2]
+            for rid in with_targets:
+                exp = {f"{a}/{rid}"} | set(local[rid])
+                work.append((a, sp["code"], f"_id={rid}&_include={a}:{sp['code']}", ("all", exp)))
+                t, tid = local[rid][0].split("/")
+                exp = {f"{t}/{tid}"} | {f"{a}/{x}" for x, ts in local.items() if f"{t}/{tid}" in ts}
+                work.append((t, sp["code"], f"_id={tid}&_revinclude={a}:{sp['code']}", ("all", exp)))
+                # _has with the source's own _id: the targets it points at through this parameter
+                exp = {y.split("/")[1] for y in local[rid] if y.startswith(t + "/")}
+                work.append((t, sp["code"], f"_has:{a}:{sp['code']}:_id={rid}", exp))
     mismatches, errors = [], []
     for a, code, query, exp in work:
-        status, got = search_ids(args.base, args.token, a, query)
+        if isinstance(exp, tuple):
+            status, got = search_entries(args.base, args.token, a, query)
+            exp = exp[1]
+        else:
+            status, got = search_ids(args.base, args.token, a, query)
         if status != 200:
             errors.append(f"{status} {a}?{query}: {got}")
         elif got != exp:
             mismatches.append((a, code, query, sorted(exp - got)[:5], sorted(got - exp)[:5]))
-    print(f"chains: {len(work)} searches", file=sys.stderr)
+    print(f"chains, includes, _has: {len(work)} searches", file=sys.stderr)
     return len(work), mismatches, errors
 
 

@@ -188,9 +188,18 @@ fn reference_value(param: &str, modifier: Option<&str>, v: &str) -> Result<Predi
         Some((url, _)) if url.contains('/') => url,
         _ => v,
     };
+    // An absolute URL (another server's resource, a canonical) is matched as written: the index keeps such
+    // references whole.
+    if v.contains("://") || v.starts_with("urn:") {
+        return Ok(Predicate::Reference {
+            param: param.to_string(),
+            target_type: None,
+            target_id: v.to_string(),
+        });
+    }
     let mut target_type = modifier.map(str::to_string);
     let mut target_id = v.to_string();
-    // `Type/id`, or an absolute URL ending in `Type/id`
+    // `Type/id`
     let segments: Vec<&str> = v.trim_end_matches('/').rsplitn(3, '/').collect();
     if segments.len() >= 2 && registry().is_resource_type(segments[1]) {
         if let Some(t) = &target_type {

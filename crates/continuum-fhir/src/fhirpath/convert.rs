@@ -132,14 +132,15 @@ fn convert_str(kind: SearchParamType, code: &str, s: &str, out: &mut Vec<IndexVa
     match kind {
         SearchParamType::String => push_string(s, out),
         SearchParamType::Token => out.push(token(None, s, None)),
-        // A canonical or uri for a reference parameter: searched by its URL without `|version`, and by
-        // `Type/id` when the URL ends in one (`http://hl7.org/fhir/StructureDefinition/Account`).
+        // A canonical or uri for a reference parameter: searched by its URL without `|version` (a relative
+        // one, `Questionnaire/q1`, by that `Type/id`).
         SearchParamType::Reference => {
             if s.starts_with('#') {
                 return;
             }
             let bare = s.split_once('|').map_or(s, |(url, _)| url);
-            let parts = split_reference(bare);
+            let absolute = bare.contains("://") || bare.starts_with("urn:");
+            let parts = (!absolute).then(|| split_reference(bare)).flatten();
             out.push(IndexValue::Reference {
                 target_type: parts.map(|(t, _)| t.to_string()),
                 target_id: Some(parts.map_or(bare, |(_, id)| id).to_string()),
@@ -255,11 +256,13 @@ fn reference(r: &str) -> Option<IndexValue> {
     if r.is_empty() || r.starts_with('#') {
         return None;
     }
+    // An absolute URL points at another server (a transaction's own full URLs are made relative before
+    // storing), so it is not a local `Type/id`: it is matched by its whole text, not followed by chains,
+    // includes or compartments. So is any other text that is not `Type/id` (`urn:uuid:…`).
     let absolute = r.contains("://") || r.starts_with("urn:");
-    let parts = split_reference(r);
+    let parts = (!absolute).then(|| split_reference(r)).flatten();
     Some(IndexValue::Reference {
         target_type: parts.map(|(t, _)| t.to_string()),
-        // A reference that is not `[base/]Type/id` (`urn:uuid:…`, a partner's URL) is matched by its whole text.
         target_id: Some(parts.map_or(r, |(_, id)| id).to_string()),
         url: (absolute || parts.is_none()).then(|| r.to_string()),
     })

@@ -127,16 +127,18 @@ fn observation_subject_code_date_and_value() {
     assert_numeric(&q[0], 72.5, 72.45, 72.55);
     assert_eq!(quantity_units(&q[0]), (Some(UCUM), Some("kg"), Some("kg")));
     assert!(values(&obs, "value-concept").is_empty());
-    // Absolute reference: type and id from the tail, url kept; `#c1` is not indexed; an identifier-only
-    // reference is indexed as a token (for `performer:identifier=...`), never as a reference.
+    // Absolute reference (another server's): matched by its whole text, not a local Type/id; `#c1` is not
+    // indexed; an identifier-only reference is indexed as a token (for `performer:identifier=...`), never as
+    // a reference.
+    let external = "https://other.example/fhir/Practitioner/dr-7/_history/3";
     assert_eq!(
         values(&obs, "performer"),
         vec![
-            rf(
-                "Practitioner",
-                "dr-7",
-                Some("https://other.example/fhir/Practitioner/dr-7/_history/3")
-            ),
+            IndexValue::Reference {
+                target_type: None,
+                target_id: Some(external.into()),
+                url: Some(external.into()),
+            },
             tok(Some("http://example.org/staff"), "s-9", None)
         ]
     );
@@ -401,13 +403,15 @@ fn resolve_is_filters_references_by_target_type() {
     assert_eq!(values(&obs, "subject"), vec![rf("Group", "g1", None)]);
     let abs = json!({"resourceType": "Observation", "status": "final", "code": {"text": "x"},
         "subject": {"reference": "http://elsewhere.example/fhir/Patient/p9"}});
+    // `resolve() is Patient` reads the type from the URL; the value stays the whole (external) URL
+    let url = "http://elsewhere.example/fhir/Patient/p9";
     assert_eq!(
         values(&abs, "patient"),
-        vec![rf(
-            "Patient",
-            "p9",
-            Some("http://elsewhere.example/fhir/Patient/p9")
-        )]
+        vec![IndexValue::Reference {
+            target_type: None,
+            target_id: Some(url.into()),
+            url: Some(url.into()),
+        }]
     );
     // Appointment.participant.actor.where(resolve() is Practitioner)
     let appt = json!({"resourceType": "Appointment", "status": "booked", "participant": [
@@ -447,12 +451,12 @@ fn numbers_money_canonicals_and_bundles() {
         (Some("urn:iso:std:iso:4217"), Some("EUR"), None)
     );
 
-    // A canonical for a reference parameter keeps its URL, and is searchable by the `Type/id` it ends in (without
-    // the `|version`); one that does not end in `Type/id` is searchable by its whole text.
+    // A canonical for a reference parameter is searched by its URL without the `|version`; only a relative one
+    // is a local `Type/id`.
     let pd = json!({"resourceType": "PlanDefinition", "status": "active",
     "library": ["http://example.org/Library/lib-1|1.0"],
     "relatedArtifact": [
-        {"type": "depends-on", "resource": "http://example.org/Library/lib-2"},
+        {"type": "depends-on", "resource": "Library/lib-2"},
         {"type": "depends-on", "resource": "http://snomed.info/sct?fhir_vs"},
         {"type": "citation", "resource": "http://example.org/Library/lib-3"}
     ]});
@@ -464,15 +468,15 @@ fn numbers_money_canonicals_and_bundles() {
     assert_eq!(
         values(&pd, "depends-on"),
         vec![
-            canonical(Some("Library"), "lib-2", "http://example.org/Library/lib-2"),
+            canonical(Some("Library"), "lib-2", "Library/lib-2"),
             canonical(
                 None,
                 "http://snomed.info/sct?fhir_vs",
                 "http://snomed.info/sct?fhir_vs"
             ),
             canonical(
-                Some("Library"),
-                "lib-1",
+                None,
+                "http://example.org/Library/lib-1",
                 "http://example.org/Library/lib-1|1.0"
             )
         ]
