@@ -111,6 +111,30 @@ fn composite_entries(
         if seconds.is_empty() {
             continue;
         }
+        let seconds = match &c.end {
+            // a coordinate: one row per start and end of this occurrence, the start as low, the end as high
+            Some(end_expr) => {
+                let mut ends = Vec::new();
+                for node in eval::evaluate_on(end_expr, resource, ty, occurrence) {
+                    convert::convert(SearchParamType::Number, &node, &mut ends);
+                }
+                let whole = |v: &IndexValue| match v {
+                    IndexValue::Number { value, .. } if value.fract() == 0.0 => Some(*value as i64),
+                    _ => None,
+                };
+                let mut rows = Vec::new();
+                for start in seconds.iter().filter_map(whole) {
+                    for end in ends.iter().filter_map(whole) {
+                        rows.push(IndexValue::Date {
+                            low: start,
+                            high: end,
+                        });
+                    }
+                }
+                rows
+            }
+            None => seconds,
+        };
         let seconds = dedup(seconds);
         let mut firsts = Vec::new();
         for node in eval::evaluate_on(first_expr, resource, ty, occurrence) {
@@ -137,7 +161,7 @@ fn composite_entries(
 
 /// The component types of a composite parameter this server indexes and searches: two components, the first
 /// a token, the second a token, quantity, date, string, reference, number or uri. `None` for the others (R4's
-/// MolecularSequence coordinates have three components) and for non-composites.
+/// MolecularSequence coordinates have three components: see [`is_coordinate`]) and for non-composites.
 ///
 /// A component's type is its definition's type, except where R4 lists the definitions crosswise
 /// (`DocumentReference.relationship`: the `code` component points at the reference parameter `relatesto`): a
@@ -210,6 +234,59 @@ pub fn composite_union_of(def: &SearchParamDef) -> Option<&'static [String]> {
 }
 
 fn resolve_components(def: &SearchParamDef) -> Option<[SearchParamType; 2]> {
+    match component_kinds(def)?.as_slice() {
+        [SearchParamType::Token, second]
+            if matches!(
+                second,
+                SearchParamType::Token
+                    | SearchParamType::Quantity
+                    | SearchParamType::Date
+                    | SearchParamType::String
+                    | SearchParamType::Reference
+                    | SearchParamType::Number
+                    | SearchParamType::Uri
+            ) =>
+        {
+            Some([SearchParamType::Token, *second])
+        }
+        _ => None,
+    }
+}
+
+/// Whether a composite is one of MolecularSequence's coordinates: a token (chromosome or reference sequence)
+/// and two integers (start and end) of the same variant or window. Their rows are `idx_date` rows under the
+/// keyed code of the token, with the start as `low` and the end as `high`, so both numbers come from the same
+/// occurrence.
+pub fn is_coordinate(def: &SearchParamDef) -> bool {
+    static COORDINATES: OnceLock<HashMap<String, bool>> = OnceLock::new();
+    COORDINATES
+        .get_or_init(|| {
+            registry()
+                .search_params
+                .iter()
+                .filter(|p| p.kind == SearchParamType::Composite)
+                .map(|p| {
+                    let kinds = component_kinds(p);
+                    let coordinate = matches!(
+                        kinds.as_deref(),
+                        Some([
+                            SearchParamType::Token,
+                            SearchParamType::Number,
+                            SearchParamType::Number
+                        ])
+                    );
+                    (p.url.clone(), coordinate)
+                })
+                .collect()
+        })
+        .get(&def.url)
+        .copied()
+        .unwrap_or(false)
+}
+
+/// The types of a composite's components, from the definitions they name (a component expression that is a
+/// bare element name takes the type of the parameter defined on that element).
+fn component_kinds(def: &SearchParamDef) -> Option<Vec<SearchParamType>> {
     let reg = registry();
     let defs: Vec<&SearchParamDef> = def
         .component
@@ -239,23 +316,7 @@ fn resolve_components(def: &SearchParamDef) -> Option<[SearchParamType; 2]> {
         parse::parse(&c.expression).ok()?;
         kinds.push(kind);
     }
-    match kinds.as_slice() {
-        [SearchParamType::Token, second]
-            if matches!(
-                second,
-                SearchParamType::Token
-                    | SearchParamType::Quantity
-                    | SearchParamType::Date
-                    | SearchParamType::String
-                    | SearchParamType::Reference
-                    | SearchParamType::Number
-                    | SearchParamType::Uri
-            ) =>
-        {
-            Some([SearchParamType::Token, *second])
-        }
-        _ => None,
-    }
+    Some(kinds)
 }
 
 /// The index values of one parameter of a resource (e.g. `subject` of an Observation), for callers that need a
@@ -348,6 +409,8 @@ struct CompiledComposite {
     /// The repeating element both components are evaluated on (`Observation.component`).
     occurrence: Expr,
     components: [(SearchParamType, Expr); 2],
+    /// The end of a MolecularSequence coordinate (the second component is then its start).
+    end: Option<Expr>,
 }
 
 struct Plan {
@@ -409,9 +472,18 @@ fn compile_composite(sp: &SearchParamDef, ty: TypeId) -> Option<CompiledComposit
         // searched through its parts' rows
         return None;
     }
-    let [first, second] = composite_components(sp)?;
+    let coordinate = is_coordinate(sp);
+    let [first, second] = match composite_components(sp) {
+        Some(kinds) => kinds,
+        None if coordinate => [SearchParamType::Token, SearchParamType::Number],
+        None => return None,
+    };
     let occurrence = prune(&parse::parse(sp.expression.as_deref()?).ok()?, ty)?;
     let (c0, c1) = (sp.component.first()?, sp.component.get(1)?);
+    let end = match coordinate {
+        true => Some(parse::parse(&sp.component.get(2)?.expression).ok()?),
+        false => None,
+    };
     Some(CompiledComposite {
         code: sp.code.clone(),
         occurrence,
@@ -419,6 +491,7 @@ fn compile_composite(sp: &SearchParamDef, ty: TypeId) -> Option<CompiledComposit
             (first, parse::parse(&c0.expression).ok()?),
             (second, parse::parse(&c1.expression).ok()?),
         ],
+        end,
     })
 }
 

@@ -188,6 +188,14 @@ pub enum Predicate {
         param: String,
         targets: Vec<(String, Vec<Filter>)>,
     },
+    /// A MolecularSequence coordinate (`chromosome-variant-coordinate=1$ge100$lt200`): `param` is the keyed
+    /// code of the first component; `start` and `end` (each a [`Predicate::Number`], its `param` unused) must
+    /// hold on the same variant or window, whose start and end are one `idx_date` row's `low` and `high`.
+    Coordinate {
+        param: String,
+        start: Box<Predicate>,
+        end: Box<Predicate>,
+    },
     /// Every predicate holds (the access policy's "in this compartment and not labelled sensitive").
     All(Vec<Predicate>),
     /// Some predicate holds; none when empty (matches nothing).

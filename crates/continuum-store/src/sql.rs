@@ -333,6 +333,48 @@ fn number_condition(b: &mut Builder, col: &str, cmp: Comparator, value: f64, low
     }
 }
 
+/// [`number_condition`] on an integer column (coordinates): the bounds are rounded to the integers they admit,
+/// so the binds are integers on both backends (PostgreSQL types a parameter compared with a bigint as bigint).
+fn integer_condition(b: &mut Builder, col: &str, cmp: Comparator, value: f64, low: f64, high: f64) {
+    // saturating float-to-int casts: out-of-range query values still compare sensibly
+    let at_least = |b: &mut Builder, v: f64| {
+        b.push(&format!("{col} >= "));
+        b.int(v.ceil() as i64);
+    };
+    let at_most = |b: &mut Builder, v: f64| {
+        b.push(&format!("{col} <= "));
+        b.int(v.floor() as i64);
+    };
+    match cmp {
+        // [low, high): the integers from ceil(low) to below ceil(high)
+        Comparator::Eq | Comparator::Ne => {
+            b.push(if cmp == Comparator::Ne { "NOT (" } else { "(" });
+            at_least(b, low);
+            b.push(&format!(" AND {col} < "));
+            b.int(high.ceil() as i64);
+            b.push(")");
+        }
+        Comparator::Gt | Comparator::Sa => {
+            b.push(&format!("{col} > "));
+            b.int(value.floor() as i64);
+        }
+        Comparator::Lt | Comparator::Eb => {
+            b.push(&format!("{col} < "));
+            b.int(value.ceil() as i64);
+        }
+        Comparator::Ge => at_least(b, value),
+        Comparator::Le => at_most(b, value),
+        Comparator::Ap => {
+            let slack = (value * 0.1).abs();
+            b.push("(");
+            at_least(b, value - slack);
+            b.push(" AND ");
+            at_most(b, value + slack);
+            b.push(")");
+        }
+    }
+}
+
 fn filters_sql(b: &mut Builder, ty: Option<&str>, alias: &str, filters: &[Filter]) -> Result<()> {
     // When another filter pins the rows down (a code, a reference, an id), a date range is checked per
     // candidate through the per-resource index instead of collecting every resource in the range: the open
@@ -685,6 +727,29 @@ fn predicate(b: &mut Builder, ty: Option<&str>, alias: &str, p: &Predicate) -> R
                     b.push(" AND ");
                 }
                 predicate(b, ty, alias, p)?;
+            }
+            b.push(")");
+        }
+        Predicate::Coordinate { param, start, end } => {
+            let pid = pid_for(ty, param)?;
+            b.push(&pk_in(false));
+            b.push("SELECT res_pk FROM idx_date WHERE pid = ");
+            b.int(pid);
+            for (col, test) in [("low", start), ("high", end)] {
+                let Predicate::Number {
+                    cmp,
+                    value,
+                    low,
+                    high,
+                    ..
+                } = test.as_ref()
+                else {
+                    return Err(StoreError::InvalidQuery(format!(
+                        "{param}: a coordinate compares numbers"
+                    )));
+                };
+                b.push(" AND ");
+                integer_condition(b, col, *cmp, *value, *low, *high);
             }
             b.push(")");
         }

@@ -388,8 +388,8 @@ async fn composite_errors(app: &TestApp) {
         assert_eq!(s, 400, "{q}: {b}");
         assert_eq!(b["resourceType"], "OperationOutcome", "{q}");
     }
-    // three-component MolecularSequence coordinates are not supported: refused when strict, else a warning
-    let q = "MolecularSequence?chromosome-variant-coordinate=1$gt123$lt345";
+    // a parameter this server does not support (the special `near`): refused when strict, else a warning
+    let q = "Location?near=42.256|-83.694|11.20|km";
     let r = app
         .client
         .get(app.url(q))
@@ -405,7 +405,7 @@ async fn composite_errors(app: &TestApp) {
         .unwrap()
         .iter()
         .any(|e| e["search"]["mode"] == "outcome"));
-    // the CapabilityStatement lists the supported composites and leaves that one out
+    // the CapabilityStatement lists the supported composites and leaves `near` out
     let (_, cs) = app.get("metadata").await;
     let params = |ty: &str| -> Vec<String> {
         cs["rest"][0]["resource"]
@@ -431,7 +431,8 @@ async fn composite_errors(app: &TestApp) {
     ] {
         assert!(obs.contains(&p.to_string()), "{p}");
     }
-    assert!(!params("MolecularSequence").contains(&"chromosome-variant-coordinate".to_string()));
+    assert!(params("MolecularSequence").contains(&"chromosome-variant-coordinate".to_string()));
+    assert!(!params("Location").contains(&"near".to_string()));
 }
 
 async fn identifier_of_type(app: &TestApp) {
@@ -1060,7 +1061,76 @@ async fn canonical_and_external_references(app: &TestApp) {
     }
 }
 
+/// MolecularSequence coordinates: a chromosome (or reference sequence) and the start and end of one variant
+/// (or the window), both numbers on the same variant.
+async fn molecular_sequence_coordinates(app: &TestApp) {
+    let chromosome = |c: &str| coding("http://terminology.hl7.org/CodeSystem/chromosome-human", c);
+    let sequence = |id: &str, chr: &str, window: (i64, i64), variants: &[(i64, i64)]| {
+        let variants: Vec<Value> = variants
+            .iter()
+            .map(|(s, e)| json!({"start": s, "end": e, "observedAllele": "T", "referenceAllele": "A"}))
+            .collect();
+        json!({"resourceType": "MolecularSequence", "id": id, "type": "dna", "coordinateSystem": 0,
+            "referenceSeq": {"chromosome": chromosome(chr), "genomeBuild": "GRCh38",
+                "referenceSeqId": coding("http://www.ncbi.nlm.nih.gov/nuccore", "NC_000001.11"),
+                "windowStart": window.0, "windowEnd": window.1},
+            "variant": variants})
+    };
+    // ms-split: one variant starts after 150 and another ends before 120, but no single variant does both
+    put(app, sequence("ms-1", "1", (100, 200), &[(120, 121)])).await;
+    put(
+        app,
+        sequence("ms-split", "1", (100, 200), &[(160, 161), (110, 111)]),
+    )
+    .await;
+    put(app, sequence("ms-2", "2", (100, 200), &[(120, 121)])).await;
+
+    let q = "MolecularSequence?chromosome-variant-coordinate=";
+    assert_eq!(ids(app, &format!("{q}1$ge120$le121")).await, v(&["ms-1"]));
+    assert_eq!(
+        ids(app, &format!("{q}1$gt100$lt200")).await,
+        v(&["ms-1", "ms-split"])
+    );
+    assert!(
+        ids(app, &format!("{q}1$gt150$lt120")).await.is_empty(),
+        "start and end must come from the same variant"
+    );
+    assert_eq!(
+        ids(
+            app,
+            &format!("{q}http://terminology.hl7.org/CodeSystem/chromosome-human|2$120$121")
+        )
+        .await,
+        v(&["ms-2"])
+    );
+    assert_eq!(
+        ids(
+            app,
+            "MolecularSequence?chromosome-window-coordinate=1$100$200"
+        )
+        .await,
+        v(&["ms-1", "ms-split"])
+    );
+    assert_eq!(
+        ids(
+            app,
+            "MolecularSequence?referenceseqid-variant-coordinate=NC_000001.11$lt115$lt115"
+        )
+        .await,
+        v(&["ms-split"])
+    );
+    assert_eq!(
+        ids(app, "MolecularSequence?referenceseqid-window-coordinate=NC_000001.11$eq100$ge200,NC_000001.11$999$999").await,
+        v(&["ms-1", "ms-2", "ms-split"])
+    );
+    let (s, _) = app.get(&format!("{q}1$100")).await;
+    assert_eq!(s, 400, "three components are needed");
+    let (s, _) = app.get(&format!("{q}1$x$200")).await;
+    assert_eq!(s, 400);
+}
+
 on_both_backends!(
+    molecular_sequence_coordinates,
     canonical_and_external_references,
     ucum_units_compare_across_prefixes,
     composite_quantities_stay_on_one_component,

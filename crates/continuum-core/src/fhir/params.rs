@@ -269,6 +269,57 @@ fn of_type_value(param: &str, v: &str) -> Result<Predicate, CoreError> {
 /// A composite parameter (`code-value-quantity=http://loinc.org|8480-6$gt140`, OR with commas): the first
 /// component, a token, selects the keyed index code ([`continuum_fhir::index::composite_code`]) in which the
 /// second component is compared with its own type's rules and prefixes.
+/// A MolecularSequence coordinate: `token$[prefix]start$[prefix]end` (R4: `chromosome-variant-coordinate=1$gt123$lt345`).
+fn coordinate_filters(
+    code: &str,
+    modifier: Option<&str>,
+    value: &str,
+) -> Result<Vec<Filter>, CoreError> {
+    use continuum_fhir::index::{composite_code, CompositeKey};
+    if let Some(m) = modifier {
+        return Err(bad(format!("{code} takes no modifier (:{m})")));
+    }
+    let mut any_of = Vec::new();
+    for alternative in split_raw(value, ',') {
+        let parts: Vec<String> = split_raw(&alternative, '$')
+            .iter()
+            .map(|p| split_or(p).join(","))
+            .collect();
+        let [first, start, end] = parts.as_slice() else {
+            return Err(bad(format!(
+                "{code} takes three values joined by $ (like 1$ge100$lt200), not '{alternative}'"
+            )));
+        };
+        if first.is_empty() || start.is_empty() || end.is_empty() {
+            return Err(bad(format!(
+                "{code}: every component needs a value in '{alternative}'"
+            )));
+        }
+        let Predicate::Token {
+            system, code: c, ..
+        } = token_value(code, false, first)?
+        else {
+            return Err(bad(format!("{code}: '{first}' is not a token")));
+        };
+        let key = match &system {
+            TokenSystem::Any => CompositeKey::Code(&c),
+            TokenSystem::None => CompositeKey::NoSystem(&c),
+            TokenSystem::Is(sys) => CompositeKey::SystemCode(sys, &c),
+            TokenSystem::OnlySystem(_) => {
+                return Err(bad(format!(
+                    "{code}: the first component needs a code, not only a system"
+                )))
+            }
+        };
+        any_of.push(Predicate::Coordinate {
+            param: composite_code(code, key),
+            start: Box::new(number_predicate(code, start)?),
+            end: Box::new(number_predicate(code, end)?),
+        });
+    }
+    Ok(vec![Filter { any_of }])
+}
+
 fn composite_filters(
     def: &continuum_fhir::registry::SearchParamDef,
     code: &str,
@@ -276,6 +327,9 @@ fn composite_filters(
     value: &str,
 ) -> Result<Result<Vec<Filter>, String>, CoreError> {
     use continuum_fhir::index::{composite_code, CompositeKey};
+    if continuum_fhir::fhirpath::is_coordinate(def) {
+        return coordinate_filters(code, modifier, value).map(Ok);
+    }
     let Some([_, second]) = continuum_fhir::fhirpath::composite_components(def) else {
         return Ok(Err(format!(
             "search on the composite parameter {code} is not supported"

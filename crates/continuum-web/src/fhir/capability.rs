@@ -26,7 +26,8 @@ const MODIFIERS: &str = "Search modifiers: string :exact, :contains; token :not,
 expansion), :of-type (Identifier type system|code|value); reference :[type], :identifier, chains and _has; uri \
 :above, :below; every type :missing (except composites). Prefixes eq, ne, gt, lt, ge, le, sa, eb, ap on \
 number, date and quantity values, also on the second component of a composite (code$value: token with \
-token, quantity, date, string, reference, number or uri; the first component as system|code, code or |code). \
+token, quantity, date, string, reference, number or uri; the first component as system|code, code or |code), \
+and MolecularSequence coordinates (token$start$end, both numbers on the same variant or window). \
 Quantity parameters with a UCUM system and code also match amounts of the same dimension in other units (mg \
 with g, mmol/L with umol/L; not temperatures, not composites). Paging: next, previous and first links (keyset \
 cursors).";
@@ -97,7 +98,8 @@ fn build() -> Value {
             ];
             for p in reg.search_params_for(ty) {
                 let composite = p.kind == SearchParamType::Composite
-                    && continuum_fhir::fhirpath::composite_components(p).is_some();
+                    && (continuum_fhir::fhirpath::composite_components(p).is_some()
+                        || continuum_fhir::fhirpath::is_coordinate(p));
                 // `_id` and `_lastUpdated` are listed above; `_tag`, `_security`, `_profile` and `_source` come
                 // from the registry like any other parameter.
                 if matches!(p.code.as_str(), "_id" | "_lastUpdated") || !(searchable(p.kind) || composite) {
