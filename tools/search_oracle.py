@@ -477,8 +477,13 @@ def check_chains(args, sps, supported, types):
             if sp["type"] != "reference" or sp["code"] not in supported.get(a, {}):
                 continue
             refs = extract(a, sp)
-            local = {rid: sorted({y for y in vs if isinstance(y, str) and "/" in y and y.split("/")[0] in supported
-                                  and y.split("/")[1] in resources(y.split("/")[0])}) for rid, vs in refs.items()}
+            def local_target(y):
+                if not (is_local(y) and re.fullmatch(r"[A-Z][A-Za-z]+/[A-Za-z0-9\-\.]{1,64}", y)):
+                    return False
+                t, i = y.split("/")
+                return t in supported and i in resources(t)
+
+            local = {rid: sorted({y for y in vs if local_target(y)}) for rid, vs in refs.items()}
             with_targets = [rid for rid, ts in sorted(local.items()) if ts][:2]
             for rid in with_targets:
                 exp = {f"{a}/{rid}"} | set(local[rid])
