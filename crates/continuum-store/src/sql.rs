@@ -376,20 +376,25 @@ fn integer_condition(b: &mut Builder, col: &str, cmp: Comparator, value: f64, lo
 }
 
 fn filters_sql(b: &mut Builder, ty: Option<&str>, alias: &str, filters: &[Filter]) -> Result<()> {
-    // When another filter pins the rows down (a code, a reference, an id), a date range is checked per
-    // candidate through the per-resource index instead of collecting every resource in the range: the open
-    // side of `date=ge2025-03-01` alone matches every later encounter.
+    // When another filter pins the rows down (a code, a reference, a compartment, an id), a date range is
+    // checked per candidate through the per-resource index instead of collecting every resource in the range:
+    // the open side of `date=ge2025-03-01` alone matches every later encounter.
     let anchored = filters.iter().any(|f| {
         !f.any_of.is_empty()
-            && f.any_of.iter().all(|p| match p {
-                Predicate::Token { negate, system, .. } => {
-                    !negate && !matches!(system, TokenSystem::OnlySystem(_))
-                }
-                Predicate::Reference { .. } | Predicate::Id(_) => true,
-                _ => false,
+            && f.any_of.iter().all(|p| {
+                pins(p)
+                    || matches!(p, Predicate::Token { negate: false, system, .. }
+                        if !matches!(system, TokenSystem::OnlySystem(_)))
             })
     });
-    for f in filters {
+    // SQLite evaluates each `IN (subquery)` by collecting the whole subquery; when a reference, a compartment
+    // or an id anchors the query (a patient, a clinic), a code filter is checked per candidate instead:
+    // collecting every HbA1c in the population to keep one patient's ten was most of a "latest results"
+    // search at 1 M resources. (PostgreSQL's planner chooses between the two forms itself.)
+    let reference_anchor = filters
+        .iter()
+        .position(|f| !f.any_of.is_empty() && f.any_of.iter().all(pins));
+    for (n, f) in filters.iter().enumerate() {
         if f.any_of.is_empty() {
             continue;
         }
@@ -399,6 +404,20 @@ fn filters_sql(b: &mut Builder, ty: Option<&str>, alias: &str, filters: &[Filter
                 b.push(" OR ");
             }
             match p {
+                Predicate::Token {
+                    param,
+                    system: system @ (TokenSystem::Any | TokenSystem::Is(_) | TokenSystem::None),
+                    code,
+                    negate: false,
+                } if b.dialect == Dialect::Sqlite && reference_anchor.is_some_and(|a| a != n) => {
+                    let pid = pid_for(ty, param)?;
+                    b.push(&format!(
+                        "EXISTS (SELECT 1 FROM idx_token INDEXED BY idx_token_res WHERE res_pk = {alias}.pk AND pid = "
+                    ));
+                    b.int(pid);
+                    token_match(b, system, code);
+                    b.push(")");
+                }
                 Predicate::Date {
                     param,
                     cmp,
@@ -425,6 +444,18 @@ fn filters_sql(b: &mut Builder, ty: Option<&str>, alias: &str, filters: &[Filter
         b.push(")");
     }
     Ok(())
+}
+
+/// Whether a predicate confines the rows to a few resources by reference or id (a patient's compartment, a
+/// clinic's encounters, the access policy's "patients in your care"), so other filters are better checked
+/// per candidate.
+fn pins(p: &Predicate) -> bool {
+    match p {
+        Predicate::Reference { .. } | Predicate::Compartment { .. } | Predicate::Id(_) => true,
+        Predicate::Any(ps) => !ps.is_empty() && ps.iter().all(pins),
+        Predicate::All(ps) => ps.iter().any(pins),
+        _ => false,
+    }
 }
 
 /// The `idx_token` conditions after `pid` for a token search value.
