@@ -138,7 +138,8 @@ AS_TYPE = re.compile(r"(\S+) as ([A-Za-z]+)")
 
 
 def rewrite(expr):
-    expr = RESOLVE_IS.sub(lambda m: f"reference.startsWith('{m.group(1)}/')", expr)
+    # the type a reference names in its path, relative or absolute (what the server's resolve() reads)
+    expr = RESOLVE_IS.sub(lambda m: f"reference.matches('(^|/){m.group(1)}/[A-Za-z0-9.-]+(/_history/[^/]+)?$')", expr)
     # R4 expressions use `as` on collections; FHIRPath's ofType() is the collection-safe form
     return AS_TYPE.sub(lambda m: f"{m.group(1)}.ofType({m.group(2)})", expr)
 
@@ -478,12 +479,13 @@ def check_chains(args, sps, supported, types):
                 continue
             refs = extract(a, sp)
             def local_target(y):
+                y = re.sub(r"/_history/[^/]+$", "", y) if isinstance(y, str) else y
                 if not (is_local(y) and re.fullmatch(r"[A-Z][A-Za-z]+/[A-Za-z0-9\-\.]{1,64}", y)):
-                    return False
+                    return None
                 t, i = y.split("/")
-                return t in supported and i in resources(t)
+                return y if t in supported and i in resources(t) else None
 
-            local = {rid: sorted({y for y in vs if local_target(y)}) for rid, vs in refs.items()}
+            local = {rid: sorted({local_target(y) for y in vs} - {None}) for rid, vs in refs.items()}
             with_targets = [rid for rid, ts in sorted(local.items()) if ts][:2]
             for rid in with_targets:
                 exp = {f"{a}/{rid}"} | set(local[rid])
