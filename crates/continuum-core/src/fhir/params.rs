@@ -269,13 +269,35 @@ fn of_type_value(param: &str, v: &str) -> Result<Predicate, CoreError> {
 /// A composite parameter (`code-value-quantity=http://loinc.org|8480-6$gt140`, OR with commas): the first
 /// component, a token, selects the keyed index code ([`continuum_fhir::index::composite_code`]) in which the
 /// second component is compared with its own type's rules and prefixes.
+/// The keyed codes (one per composite in `parts`) under which the rows of a composite's first component
+/// `first` (`system|code`, `code` or `|code`) are indexed; `None` for `system|` (any code of a system).
+fn keyed_codes(
+    code: &str,
+    parts: &[String],
+    first: &str,
+) -> Result<Option<Vec<String>>, CoreError> {
+    use continuum_fhir::index::{composite_code, CompositeKey};
+    let Predicate::Token {
+        system, code: c, ..
+    } = token_value(code, false, first)?
+    else {
+        return Err(bad(format!("{code}: '{first}' is not a token")));
+    };
+    let key = match &system {
+        TokenSystem::Any => CompositeKey::Code(&c),
+        TokenSystem::None => CompositeKey::NoSystem(&c),
+        TokenSystem::Is(sys) => CompositeKey::SystemCode(sys, &c),
+        TokenSystem::OnlySystem(_) => return Ok(None),
+    };
+    Ok(Some(parts.iter().map(|p| composite_code(p, key)).collect()))
+}
+
 /// A MolecularSequence coordinate: `token$[prefix]start$[prefix]end` (R4: `chromosome-variant-coordinate=1$gt123$lt345`).
 fn coordinate_filters(
     code: &str,
     modifier: Option<&str>,
     value: &str,
 ) -> Result<Vec<Filter>, CoreError> {
-    use continuum_fhir::index::{composite_code, CompositeKey};
     if let Some(m) = modifier {
         return Err(bad(format!("{code} takes no modifier (:{m})")));
     }
@@ -295,24 +317,14 @@ fn coordinate_filters(
                 "{code}: every component needs a value in '{alternative}'"
             )));
         }
-        let Predicate::Token {
-            system, code: c, ..
-        } = token_value(code, false, first)?
+        let Some(param) = keyed_codes(code, &[code.to_string()], first)?.and_then(|mut p| p.pop())
         else {
-            return Err(bad(format!("{code}: '{first}' is not a token")));
-        };
-        let key = match &system {
-            TokenSystem::Any => CompositeKey::Code(&c),
-            TokenSystem::None => CompositeKey::NoSystem(&c),
-            TokenSystem::Is(sys) => CompositeKey::SystemCode(sys, &c),
-            TokenSystem::OnlySystem(_) => {
-                return Err(bad(format!(
-                    "{code}: the first component needs a code, not only a system"
-                )))
-            }
+            return Err(bad(format!(
+                "{code}: the first component needs a code, not only a system"
+            )));
         };
         any_of.push(Predicate::Coordinate {
-            param: composite_code(code, key),
+            param,
             start: Box::new(number_predicate(code, start)?),
             end: Box::new(number_predicate(code, end)?),
         });
@@ -326,7 +338,6 @@ fn composite_filters(
     modifier: Option<&str>,
     value: &str,
 ) -> Result<Result<Vec<Filter>, String>, CoreError> {
-    use continuum_fhir::index::{composite_code, CompositeKey};
     if continuum_fhir::fhirpath::is_coordinate(def) {
         return coordinate_filters(code, modifier, value).map(Ok);
     }
@@ -354,28 +365,16 @@ fn composite_filters(
                 "{code}: both components need a value in '{alternative}'"
             )));
         }
-        let Predicate::Token {
-            system, code: c, ..
-        } = token_value(code, false, first)?
-        else {
-            return Err(bad(format!("{code}: '{first}' is not a token")));
-        };
-        let key = match &system {
-            TokenSystem::Any => CompositeKey::Code(&c),
-            TokenSystem::None => CompositeKey::NoSystem(&c),
-            TokenSystem::Is(sys) => CompositeKey::SystemCode(sys, &c),
-            TokenSystem::OnlySystem(_) => {
-                return Ok(Err(format!(
-                    "{code}: a first component of the form system| (any code of a system) is not supported"
-                )))
-            }
-        };
         // a union of other composites (`combo-…`) is searched through each part's rows
         let own = [code.to_string()];
         let parts = continuum_fhir::fhirpath::composite_union_of(def).unwrap_or(&own);
-        let mut alternatives = Vec::with_capacity(parts.len());
-        for part in parts {
-            let param = composite_code(part, key);
+        let Some(params) = keyed_codes(code, parts, first)? else {
+            return Ok(Err(format!(
+                "{code}: a first component of the form system| (any code of a system) is not supported"
+            )));
+        };
+        let mut alternatives = Vec::with_capacity(params.len());
+        for param in params {
             alternatives.push(match second {
                 SearchParamType::Token => token_value(&param, false, v)?,
                 // composites keep the written unit only (no canonical UCUM rows)
