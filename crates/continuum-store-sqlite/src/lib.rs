@@ -75,7 +75,10 @@ impl SqliteStore {
                 c.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
                 c.busy_timeout(std::time::Duration::from_secs(30))?;
                 c.pragma_update(None, "cache_size", -32_768)?;
-                c.pragma_update(None, "mmap_size", 268_435_456)?;
+                // No memory map for readers: every commit (an audit record per read) makes each reader drop
+                // its whole mapping at its next transaction and fault the pages in again, which cost more than
+                // reading them (measured: +20 % searches/s without it).
+                c.pragma_update(None, "mmap_size", 0)?;
                 Ok(())
             });
         let readers = r2d2::Pool::builder()
