@@ -13,6 +13,7 @@
 mod convert;
 mod eval;
 mod parse;
+mod reads;
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -25,6 +26,7 @@ use crate::registry::{registry, SearchParamDef, SearchParamType};
 use parse::Expr;
 
 pub use parse::ParseError;
+pub use reads::parse_members;
 
 /// Every search-index value of a resource, for every search parameter that applies to its type.
 /// An unknown or missing `resourceType` yields nothing (validation rejects such resources first).
@@ -331,6 +333,34 @@ pub fn extract_param(resource: &Value, code: &str) -> Vec<IndexValue> {
                 .map(|p| param_values(p, resource, plan.ty, None))
         })
         .unwrap_or_default()
+}
+
+/// The top-level elements of a `resource_type` resource that parameter `code` reads (`subject`, `performer`),
+/// or `None` when it may read more than named members (or is unknown): then the whole resource is needed.
+/// A member `value` also stands for its choice-type forms (`valueQuantity`) and `_value`; see
+/// [`member_needed`].
+pub fn param_members(
+    resource_type: &str,
+    code: &str,
+) -> Option<std::collections::BTreeSet<String>> {
+    let p = plans()
+        .get(resource_type)?
+        .params
+        .iter()
+        .find(|p| p.code == code)?;
+    let mut out = std::collections::BTreeSet::new();
+    match reads::reads(&p.expr, &mut out)? {
+        true => None,
+        false => Some(out),
+    }
+}
+
+/// Whether the JSON member `key` of a resource is needed by an expression reading `members`: the element
+/// itself, a choice-type form of it (`value` → `valueQuantity`), its primitive extension (`_birthDate`), and
+/// `resourceType`, which evaluation starts from. May keep more than needed, never less.
+pub fn member_needed(members: &std::collections::BTreeSet<String>, key: &str) -> bool {
+    let k = key.strip_prefix('_').unwrap_or(key);
+    key == "resourceType" || members.iter().any(|m| k.starts_with(m.as_str()))
 }
 
 fn plan_for(resource: &Value) -> Option<&'static Plan> {

@@ -15,7 +15,7 @@ use super::{
     check_type, compartment_query, everything_query, parse_search, Fhir, Handling, Prefer, Saved,
     WriteHook,
 };
-use crate::access::{patients_of, Access, Interaction};
+use crate::access::{patients_of_body, Access, Interaction};
 use crate::audit::{self, Event, Outcome};
 use crate::CoreError;
 
@@ -35,16 +35,6 @@ fn now_us() -> i64 {
 
 fn patients_in(r: &StoredResource) -> Vec<String> {
     patients_of_body(&r.resource_type, &r.body)
-}
-
-/// The patients a stored body (empty for a deletion) belongs to.
-fn patients_of_body(resource_type: &str, body: &[u8]) -> Vec<String> {
-    if body.is_empty() {
-        return Vec::new();
-    }
-    serde_json::from_slice::<Value>(body)
-        .map(|doc| patients_of(resource_type, &doc))
-        .unwrap_or_default()
 }
 
 /// Checks and records a write inside its transaction.
