@@ -142,8 +142,12 @@ fn sort_values(row: &Row, q: &SearchQuery) -> Result<Vec<SortValue>> {
 }
 
 pub(crate) fn search(conn: &mut Conn, q: &SearchQuery) -> Result<SearchPage> {
-    let compiled = sql::compile_search(Dialect::Postgres, q)?;
-    let rows = run(conn, &compiled)?;
+    // a page of none (`_summary=count`, `_count=0`) has no rows and no next cursor: only the count runs
+    let rows = if q.count == 0 {
+        Vec::new()
+    } else {
+        run(conn, &sql::compile_search(Dialect::Postgres, q)?)?
+    };
     let more = rows.len() > q.count;
     let mut matches = Vec::with_capacity(rows.len().min(q.count));
     let mut last = None;

@@ -155,6 +155,15 @@ pub(crate) fn read_current(
 }
 
 pub(crate) fn run_search(conn: &Connection, q: &SearchQuery) -> Result<SearchPage> {
+    if q.count == 0 {
+        // a page of none (`_summary=count`, `_count=0`) has no rows and no next cursor: only the count
+        // runs (the page query collected every match to return none of them)
+        return Ok(SearchPage {
+            matches: Vec::new(),
+            next: None,
+            total: if q.total { Some(count(conn, q)?) } else { None },
+        });
+    }
     let Compiled { sql, params } = sql::compile_search(Dialect::Sqlite, q)?;
     let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
     let sort_count = q.sort.len();
@@ -189,21 +198,22 @@ pub(crate) fn run_search(conn: &Connection, q: &SearchQuery) -> Result<SearchPag
         matches.push(res);
     }
     drop(stmt);
-    let total = if q.total {
-        let Compiled { sql, params } = sql::compile_count(Dialect::Sqlite, q)?;
-        let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
-        let n: i64 = stmt
-            .query_row(params_from_iter(bind(&params)), |r| r.get(0))
-            .map_err(backend)?;
-        Some(n as u64)
-    } else {
-        None
-    };
+    let total = if q.total { Some(count(conn, q)?) } else { None };
     Ok(SearchPage {
         matches,
         next: if more { last } else { None },
         total,
     })
+}
+
+/// The number of matches of `q` (`_total`, `_summary=count`).
+fn count(conn: &Connection, q: &SearchQuery) -> Result<u64> {
+    let Compiled { sql, params } = sql::compile_count(Dialect::Sqlite, q)?;
+    let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
+    let n: i64 = stmt
+        .query_row(params_from_iter(bind(&params)), |r| r.get(0))
+        .map_err(backend)?;
+    Ok(u64::try_from(n).unwrap_or(0))
 }
 
 impl ResourceStore for SqliteStore {

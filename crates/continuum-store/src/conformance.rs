@@ -580,6 +580,11 @@ pub fn token_counts_follow_updates_and_deletes(store: &dyn ResourceStore) {
         query.total = true;
         let page = store.search(&query).unwrap();
         assert_eq!(page.total, Some(page.matches.len() as u64));
+        // a page of none (`_summary=count`) gives the same total, no rows and no next page
+        query.count = 0;
+        let none = store.search(&query).unwrap();
+        assert!(none.matches.is_empty() && none.next.is_none());
+        assert_eq!(none.total, page.total);
         page.total.unwrap()
     };
     let is = |c: &str| TokenSystem::Is(c.into());
