@@ -33,6 +33,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0005_settings",
         include_str!("../migrations/0005_settings.sql"),
     ),
+    (
+        6,
+        "0006_covering_probes",
+        include_str!("../migrations/0006_covering_probes.sql"),
+    ),
 ];
 
 /// Key of the transaction-level advisory lock serialising migrations: an arbitrary constant (ASCII "CONTMIGR")

@@ -16,6 +16,7 @@ const SQLITE_MIGRATIONS: &[&str] = &[
     include_str!("../../continuum-store-sqlite/migrations/0003_audit.sql"),
     include_str!("../../continuum-store-sqlite/migrations/0004_oauth.sql"),
     include_str!("../../continuum-store-sqlite/migrations/0005_settings.sql"),
+    include_str!("../../continuum-store-sqlite/migrations/0006_covering_probes.sql"),
 ];
 
 fn sqlite_schema() -> Schema {
@@ -102,6 +103,9 @@ fn parse_sqlite(sql: &str) -> Schema {
                     })
                     .collect();
                 schema.tables.insert(unquote(name), cols);
+            }
+            ["DROP", "INDEX", name] => {
+                schema.indexes.remove(&unquote(name));
             }
             ["CREATE", rest @ ..] => {
                 let (unique, rest) = match rest {

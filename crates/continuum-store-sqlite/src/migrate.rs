@@ -35,6 +35,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0005_settings",
         include_str!("../migrations/0005_settings.sql"),
     ),
+    (
+        6,
+        "0006_covering_probes",
+        include_str!("../migrations/0006_covering_probes.sql"),
+    ),
 ];
 
 pub(crate) fn apply(conn: &mut Connection) -> Result<()> {
