@@ -102,6 +102,8 @@ impl Comparator {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Predicate {
     Id(String),
+    /// `_id:not`: any other id.
+    NotId(String),
     /// `_lastUpdated`; `low..=high` is the range the search value covers (microseconds).
     LastUpdated {
         cmp: Comparator,

@@ -496,6 +496,10 @@ fn predicate(b: &mut Builder, ty: Option<&str>, alias: &str, p: &Predicate) -> R
             b.push(&format!("{alias}.id = "));
             b.text(id);
         }
+        Predicate::NotId(id) => {
+            b.push(&format!("{alias}.id <> "));
+            b.text(id);
+        }
         Predicate::LastUpdated { cmp, low, high } => {
             let col = format!("{alias}.last_updated");
             range_condition(b, &col, &col, *cmp, *low, *high)

@@ -1129,7 +1129,45 @@ async fn molecular_sequence_coordinates(app: &TestApp) {
     assert_eq!(s, 400);
 }
 
+/// `_id:not`: every resource of the type but those ids; several values exclude them all; it combines with
+/// other parameters and inside a chain.
+async fn id_not(app: &TestApp) {
+    for id in ["o1", "o2", "o3"] {
+        put(app, observation(id, "718-7")).await;
+    }
+    put(app, observation("o4", "2093-3")).await;
+    put(app, json!({"resourceType": "Patient", "id": "p1"})).await;
+    put(app, json!({"resourceType": "Patient", "id": "p2"})).await;
+    assert_eq!(
+        ids(app, "Observation?_id:not=o2").await,
+        v(&["o1", "o3", "o4"])
+    );
+    assert_eq!(
+        ids(app, "Observation?_id:not=o2,o3").await,
+        v(&["o1", "o4"])
+    );
+    assert_eq!(
+        ids(app, "Observation?_id:not=o1&_id:not=o4").await,
+        v(&["o2", "o3"])
+    );
+    assert_eq!(
+        ids(app, &format!("Observation?_id:not=o1&code={LOINC}|718-7")).await,
+        v(&["o2", "o3"])
+    );
+    assert_eq!(
+        ids(app, "Observation?_id:not=nothing-has-this").await.len(),
+        4
+    );
+    assert_eq!(ids(app, "Observation?subject._id:not=p1").await, v(&[]));
+    assert_eq!(
+        ids(app, "Observation?subject._id:not=p2").await,
+        v(&["o1", "o2", "o3", "o4"])
+    );
+    assert_eq!(ids(app, "Patient?_id:not=p1").await, v(&["p2"]));
+}
+
 on_both_backends!(
+    id_not,
     molecular_sequence_coordinates,
     canonical_and_external_references,
     ucum_units_compare_across_prefixes,

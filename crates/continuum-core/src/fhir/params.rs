@@ -740,10 +740,11 @@ fn filters_for(
         };
     }
     if code == "_id" {
-        if let Some(m) = modifier {
-            return Ok(Err(format!("modifier :{m} on _id is not supported")));
+        match modifier {
+            None => any_of.extend(values.iter().map(|v| Predicate::Id(v.clone()))),
+            Some("not") => any_of.extend(values.iter().map(|v| Predicate::NotId(v.clone()))),
+            Some(m) => return Ok(Err(format!("modifier :{m} on _id is not supported"))),
         }
-        any_of.extend(values.iter().map(|v| Predicate::Id(v.clone())));
     } else if code == "_lastUpdated" {
         if modifier.is_some() {
             return Err(bad("_lastUpdated takes no modifier"));
@@ -851,7 +852,9 @@ fn filters_for(
     if any_of.iter().all(|p| {
         matches!(
             p,
-            Predicate::Token { negate: true, .. } | Predicate::TokenInValueSet { negate: true, .. }
+            Predicate::Token { negate: true, .. }
+                | Predicate::TokenInValueSet { negate: true, .. }
+                | Predicate::NotId(_)
         )
     }) {
         Ok(Ok(any_of.into_iter().map(Filter::one).collect()))
