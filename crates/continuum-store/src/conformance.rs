@@ -21,7 +21,7 @@ macro_rules! conformance_tests {
             delete_is_versioned_and_idempotent, failed_transaction_leaves_nothing, transaction_sees_own_writes,
             history_pages_newest_first, history_since_and_at, search_by_id_and_type,
             search_by_reference_and_compartment, search_by_token, search_by_last_updated,
-            search_pages_with_cursor_and_total, index_follows_updates_and_deletes, token_counts_follow_updates_and_deletes, guard_prevents_duplicate_conditional_creates,
+            search_pages_with_cursor_and_total, typed_reference_pages_in_key_order, index_follows_updates_and_deletes, token_counts_follow_updates_and_deletes, guard_prevents_duplicate_conditional_creates,
             concurrent_if_match_updates_have_one_winner, bodies_round_trip_byte_exact,
             search_sorts_with_keyset_paging, long_values_are_indexed_by_prefix,
             reindex_walks_live_resources_in_key_order, settings_round_trip, analyze_keeps_answers);
@@ -509,6 +509,62 @@ pub fn search_pages_with_cursor_and_total(store: &dyn ResourceStore) {
         }
     }
     assert_eq!(seen, vec!["p0", "p1", "p2", "p3", "p4", "p5", "p6", "late"]);
+}
+
+/// A page chosen by one typed reference (a clinic's encounters; PostgreSQL reads it in key order from the
+/// reference index): every match once, in key order, across pages both ways, with other filters applied.
+pub fn typed_reference_pages_in_key_order(store: &dyn ResourceStore) {
+    for i in 0..10 {
+        let mut o = observation(&format!("o{i}"), if i % 2 == 0 { "pa" } else { "pb" });
+        if i == 4 {
+            o["status"] = json!("cancelled");
+        }
+        create(store, o);
+    }
+    // the same id under another type, and the same target twice in one repeating parameter
+    let mut g = observation("og", "pa");
+    g["subject"] = json!({"reference": "Group/pa"});
+    create(store, g);
+    let mut twice = observation("ot", "pb");
+    twice["performer"] =
+        json!([{"reference": "Patient/pa"}, {"reference": "Patient/pa/_history/1"}]);
+    create(store, twice);
+    let by = |param: &str| Predicate::Reference {
+        param: param.into(),
+        target_type: Some("Patient".into()),
+        target_id: "pa".into(),
+    };
+    let walk = |mut query: SearchQuery| {
+        let mut seen = Vec::new();
+        loop {
+            let page = store.search(&query).unwrap();
+            seen.extend(ids(&page));
+            match page.next {
+                Some(n) => query.after = Some(n),
+                None => break seen,
+            }
+        }
+    };
+    let mut query = q("Observation", vec![by("subject")]);
+    query.count = 2;
+    assert_eq!(walk(query.clone()), ["o0", "o2", "o4", "o6", "o8"]);
+    query.filters.push(Filter::one(Predicate::Token {
+        param: "status".into(),
+        system: TokenSystem::Any,
+        code: "final".into(),
+        negate: false,
+    }));
+    assert_eq!(walk(query.clone()), ["o0", "o2", "o6", "o8"]);
+    // backwards from the end of the first page of four (o6): nearest first
+    let mut four = q("Observation", vec![by("subject")]);
+    four.count = 4;
+    let after_o6 = store.search(&four).unwrap().next;
+    let mut back = q("Observation", vec![by("subject")]);
+    back.count = 2;
+    back.backward = true;
+    back.after = after_o6;
+    assert_eq!(ids(&store.search(&back).unwrap()), ["o4", "o2"]);
+    assert_eq!(walk(q("Observation", vec![by("performer")])), ["ot"]);
 }
 
 pub fn index_follows_updates_and_deletes(store: &dyn ResourceStore) {

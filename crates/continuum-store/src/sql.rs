@@ -383,6 +383,17 @@ fn integer_condition(b: &mut Builder, col: &str, cmp: Comparator, value: f64, lo
 }
 
 fn filters_sql(b: &mut Builder, ty: Option<&str>, alias: &str, filters: &[Filter]) -> Result<()> {
+    filters_sql_but(b, ty, alias, filters, None)
+}
+
+/// [`filters_sql`] without filter `skip` (which the caller has applied itself), still counting it as an anchor.
+fn filters_sql_but(
+    b: &mut Builder,
+    ty: Option<&str>,
+    alias: &str,
+    filters: &[Filter],
+    skip: Option<usize>,
+) -> Result<()> {
     // When another filter pins the rows down (a code, a reference, a compartment, an id), a date range is
     // checked per candidate through the per-resource index instead of collecting every resource in the range:
     // the open side of `date=ge2025-03-01` alone matches every later encounter.
@@ -402,7 +413,7 @@ fn filters_sql(b: &mut Builder, ty: Option<&str>, alias: &str, filters: &[Filter
         .iter()
         .position(|f| !f.any_of.is_empty() && f.any_of.iter().all(pins));
     for (n, f) in filters.iter().enumerate() {
-        if f.any_of.is_empty() {
+        if f.any_of.is_empty() || skip == Some(n) {
             continue;
         }
         b.push(" AND (");
@@ -941,6 +952,16 @@ fn compartment(b: &mut Builder, alias: &str, target_type: &str, target_id: &str,
 }
 
 fn where_clause(b: &mut Builder, q: &SearchQuery, with_cursor: bool) -> Result<()> {
+    where_clause_but(b, q, with_cursor, None)
+}
+
+/// [`where_clause`] without filter `skip`.
+fn where_clause_but(
+    b: &mut Builder,
+    q: &SearchQuery,
+    with_cursor: bool,
+    skip: Option<usize>,
+) -> Result<()> {
     b.push(" WHERE r.deleted = 0");
     if let Some(ty) = &q.resource_type {
         b.push(" AND r.type = ");
@@ -966,7 +987,25 @@ fn where_clause(b: &mut Builder, q: &SearchQuery, with_cursor: bool) -> Result<(
             b.int(after.pk);
         }
     }
-    filters_sql(b, q.resource_type.as_deref(), "r", &q.filters)
+    filters_sql_but(b, q.resource_type.as_deref(), "r", &q.filters, skip)
+}
+
+/// PostgreSQL: the filter that can drive an unsorted page in key order, a single reference to one typed
+/// target (a clinic's encounters). Its index rows, `(pid, target_id, target_type, res_pk)`, come in `res_pk`
+/// order, so the page is read from the front of that index and stops after `_count` matches. Written as
+/// `pk IN (…)` PostgreSQL hashed every match (36,698 references to one clinic at 1.1 M resources) and sorted
+/// the survivors to keep 21: 340 ms instead of 13 ms. (SQLite already walks an `IN` list in key order; there
+/// this form made it materialise and sort, so it keeps `IN`.)
+fn driving_reference(q: &SearchQuery) -> Option<usize> {
+    q.filters.iter().position(|f| {
+        matches!(
+            f.any_of.as_slice(),
+            [Predicate::Reference {
+                target_type: Some(_),
+                ..
+            }]
+        )
+    })
 }
 
 /// The expression of a sort key on resource row `r`.
@@ -1081,7 +1120,51 @@ pub fn compile_search(dialect: Dialect, q: &SearchQuery) -> Result<Compiled> {
     const COLUMNS: &str =
         "t.pk, v.type, v.id, v.version, v.last_updated, v.deleted, v.method, v.body";
     const BODIES: &str = ") t JOIN resource_version v ON v.vpk = t.current_vpk ORDER BY ";
-    if q.sort.is_empty() {
+    let driver = match dialect {
+        Dialect::Postgres if q.sort.is_empty() => driving_reference(q),
+        _ => None,
+    };
+    if let Some(n) = driver {
+        let order = if q.backward { "t.pk DESC" } else { "t.pk" };
+        let Some(Predicate::Reference {
+            param,
+            target_type: Some(target_type),
+            target_id,
+        }) = q.filters[n].any_of.first()
+        else {
+            return Err(StoreError::Backend(
+                "driving filter is not a reference".into(),
+            ));
+        };
+        b.push("SELECT ");
+        b.push(COLUMNS);
+        b.push(" FROM (SELECT r.pk, r.current_vpk FROM (SELECT DISTINCT res_pk FROM idx_reference WHERE pid = ");
+        b.int(pid_for(q.resource_type.as_deref(), param)?);
+        b.push(" AND target_id = ");
+        b.text(target_id);
+        b.push(" AND target_type = ");
+        b.text(target_type);
+        // the cursor bounds the index scan itself (PostgreSQL does not carry `r.pk > x` across the join)
+        if let Some(after) = &q.after {
+            b.push(match (q.backward, q.inclusive) {
+                (false, false) => " AND res_pk > ",
+                (false, true) => " AND res_pk >= ",
+                (true, false) => " AND res_pk < ",
+                (true, true) => " AND res_pk <= ",
+            });
+            b.int(after.pk);
+        }
+        b.push(") a JOIN resource r ON r.pk = a.res_pk");
+        where_clause_but(&mut b, q, true, Some(n))?;
+        b.push(if q.backward {
+            " ORDER BY a.res_pk DESC"
+        } else {
+            " ORDER BY a.res_pk"
+        });
+        b.limit(q.count);
+        b.push(BODIES);
+        b.push(order);
+    } else if q.sort.is_empty() {
         let order = if q.backward { "t.pk DESC" } else { "t.pk" };
         b.push("SELECT ");
         b.push(COLUMNS);
@@ -1261,6 +1344,43 @@ pub fn numbered_placeholders(sql: &str) -> String {
 mod tests {
     use super::*;
     use crate::search::Filter;
+
+    #[test]
+    fn postgres_reads_a_typed_reference_page_from_the_reference_index() {
+        let q = SearchQuery {
+            resource_type: Some("Encounter".into()),
+            filters: vec![Filter::one(Predicate::Reference {
+                param: "service-provider".into(),
+                target_type: Some("Organization".into()),
+                target_id: "o1".into(),
+            })],
+            count: 20,
+            ..Default::default()
+        };
+        let pg = compile_search(Dialect::Postgres, &q).unwrap_or_else(|e| panic!("{e}"));
+        assert!(pg
+            .sql
+            .contains("FROM (SELECT DISTINCT res_pk FROM idx_reference WHERE pid = ?"));
+        assert!(pg.sql.contains("ORDER BY a.res_pk LIMIT 21"), "{}", pg.sql);
+        assert!(!pg.sql.contains("r.pk IN"), "{}", pg.sql);
+        assert_eq!(pg.sql.matches('?').count(), pg.params.len());
+        let lite = compile_search(Dialect::Sqlite, &q).unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            lite.sql
+                .contains("r.pk IN (SELECT res_pk FROM idx_reference"),
+            "{}",
+            lite.sql
+        );
+        // untyped references and sorted pages keep the IN form
+        let mut untyped = q.clone();
+        untyped.filters = vec![Filter::one(Predicate::Reference {
+            param: "service-provider".into(),
+            target_type: None,
+            target_id: "o1".into(),
+        })];
+        let c = compile_search(Dialect::Postgres, &untyped).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!c.sql.contains("DISTINCT"), "{}", c.sql);
+    }
 
     #[test]
     fn prefix_bound_increments_last_char() {
