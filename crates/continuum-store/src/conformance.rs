@@ -565,6 +565,26 @@ pub fn typed_reference_pages_in_key_order(store: &dyn ResourceStore) {
     back.after = after_o6;
     assert_eq!(ids(&store.search(&back).unwrap()), ["o4", "o2"]);
     assert_eq!(walk(q("Observation", vec![by("performer")])), ["ot"]);
+    // a chain drives the page the same way: the observations of the patients named Alpha
+    create(store, patient("pa", "Alpha"));
+    create(store, patient("pb", "Beta"));
+    let mut chain = q(
+        "Observation",
+        vec![Predicate::Chain {
+            param: "subject".into(),
+            targets: vec![(
+                "Patient".into(),
+                vec![Filter::one(Predicate::String {
+                    param: "family".into(),
+                    value: "alpha".into(),
+                    mode: StringMode::Start,
+                })],
+            )],
+        }],
+    );
+    chain.count = 2;
+    // (og points at Group/pa, not at the patient)
+    assert_eq!(walk(chain), ["o0", "o2", "o4", "o6", "o8"]);
 }
 
 pub fn index_follows_updates_and_deletes(store: &dyn ResourceStore) {
