@@ -470,7 +470,9 @@ fn build_plans() -> HashMap<String, Plan> {
                 composites.extend(compile_composite(sp, ty));
                 continue;
             }
-            if sp.kind == SearchParamType::Special {
+            // `Location.near` is the one special parameter with values of its own (a position); the others
+            // (`_text`, `_content`, `_list`, `_query`…) have no expression to index
+            if sp.kind == SearchParamType::Special && sp.code != "near" {
                 continue;
             }
             let Some(src) = sp.expression.as_deref() else {

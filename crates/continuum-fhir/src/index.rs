@@ -58,6 +58,22 @@ pub enum IndexValue {
     Uri {
         value: String,
     },
+    /// A point on the earth (WGS84 degrees), for the special parameter `Location.near`.
+    Position {
+        latitude: f64,
+        longitude: f64,
+    },
+}
+
+/// Mean radius of the earth in kilometres (IUGG), for `near` distances.
+pub const EARTH_RADIUS_KM: f64 = 6371.0088;
+
+/// The point at `latitude`, `longitude` (degrees) as a unit vector from the earth's centre. Two points are
+/// within a great-circle distance `d` of each other exactly when the dot product of their vectors is at least
+/// `cos(d / R)`: arithmetic a database can do without trigonometric functions (SQLite has none built in).
+pub fn unit_vector(latitude: f64, longitude: f64) -> [f64; 3] {
+    let (lat, lon) = (latitude.to_radians(), longitude.to_radians());
+    [lat.cos() * lon.cos(), lat.cos() * lon.sin(), lat.sin()]
 }
 
 /// Extract every search-index value of a resource, for every search parameter that applies to its type.

@@ -104,6 +104,13 @@ pub enum Predicate {
     Id(String),
     /// `_id:not`: any other id.
     NotId(String),
+    /// `Location.near`: a position within `km` kilometres (great-circle) of `latitude`, `longitude`.
+    Near {
+        param: String,
+        latitude: f64,
+        longitude: f64,
+        km: f64,
+    },
     /// `_lastUpdated`; `low..=high` is the range the search value covers (microseconds).
     LastUpdated {
         cmp: Comparator,

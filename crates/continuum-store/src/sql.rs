@@ -5,7 +5,8 @@
 //! come only from enums and constants here.
 
 use continuum_fhir::index::{
-    token_hash, VS_CODE, VS_NOT_CODE, VS_NOT_SYSTEM, VS_SYSTEM, VS_UNEXPANDABLE,
+    token_hash, unit_vector, EARTH_RADIUS_KM, VS_CODE, VS_NOT_CODE, VS_NOT_SYSTEM, VS_SYSTEM,
+    VS_UNEXPANDABLE,
 };
 use continuum_fhir::registry::param_id;
 use continuum_fhir::{IndexEntry, IndexValue};
@@ -163,6 +164,17 @@ pub fn index_rows(resource_type: &str, entries: &[IndexEntry]) -> Vec<(IndexTabl
             ),
             IndexValue::Uri { value } => {
                 (IndexTable::Uri, vec![pid, SqlValue::Text(indexable(value))])
+            }
+            // a position is kept as its unit vector (value, low, high = x, y, z): see `unit_vector`
+            IndexValue::Position {
+                latitude,
+                longitude,
+            } => {
+                let [x, y, z] = unit_vector(*latitude, *longitude);
+                (
+                    IndexTable::Number,
+                    vec![pid, SqlValue::Real(x), SqlValue::Real(y), SqlValue::Real(z)],
+                )
             }
         };
         // no de-duplication here: the extractor already drops repeated values per parameter, and rows of
@@ -510,6 +522,30 @@ fn predicate(b: &mut Builder, ty: Option<&str>, alias: &str, p: &Predicate) -> R
         Predicate::NotId(id) => {
             b.push(&format!("{alias}.id <> "));
             b.text(id);
+        }
+        Predicate::Near {
+            param,
+            latitude,
+            longitude,
+            km,
+        } => {
+            // within the distance exactly when the dot product of the unit vectors reaches cos(d / R)
+            let pid = pid_for(ty, param)?;
+            let [x, y, z] = unit_vector(*latitude, *longitude);
+            let angle = (km / EARTH_RADIUS_KM).min(std::f64::consts::PI);
+            b.push(&pk_in(false));
+            b.push("SELECT res_pk FROM idx_number WHERE pid = ");
+            b.int(pid);
+            b.push(" AND value * ");
+            b.bind(SqlValue::Real(x));
+            b.push(" + low * ");
+            b.bind(SqlValue::Real(y));
+            b.push(" + high * ");
+            b.bind(SqlValue::Real(z));
+            b.push(" >= ");
+            // a little slack for rounding, so a point at exactly the distance is inside
+            b.bind(SqlValue::Real(angle.cos() - 1e-12));
+            b.push(")");
         }
         Predicate::LastUpdated { cmp, low, high } => {
             let col = format!("{alias}.last_updated");

@@ -1166,7 +1166,92 @@ async fn id_not(app: &TestApp) {
     assert_eq!(ids(app, "Patient?_id:not=p1").await, v(&["p2"]));
 }
 
+/// `Location.near`: great-circle distance from a point (R4 4.0.1 `latitude|longitude|distance|units`). The
+/// expected sets come from distances worked out with the haversine formula (mean earth radius 6,371.0088 km):
+/// l2 is 5.00 km north of the centre, l3 7.23 km east, l4 11.12 km north, l5 111.2 km north; l6 and l7 lie
+/// 2.22 km apart across the antimeridian.
+async fn location_near(app: &TestApp) {
+    let at = |id: &str, lat: f64, lon: f64| {
+        json!({"resourceType": "Location", "id": id, "name": format!("Site {id}"),
+               "position": {"latitude": lat, "longitude": lon}})
+    };
+    for l in [
+        at("l1", 49.44, 7.77),
+        at("l2", 49.485, 7.77),
+        at("l3", 49.44, 7.87),
+        at("l4", 49.54, 7.77),
+        at("l5", 50.44, 7.77),
+        at("l6", 0.0, 179.99),
+        at("l7", 0.0, -179.99),
+        json!({"resourceType": "Location", "id": "l8", "name": "No position"}),
+    ] {
+        put(app, l).await;
+    }
+    let near = |q: &str| format!("Location?near={}", q.replace('|', "%7C"));
+    assert_eq!(ids(app, &near("49.44|7.77|6|km")).await, v(&["l1", "l2"]));
+    assert_eq!(
+        ids(app, &near("49.44|7.77|8|km")).await,
+        v(&["l1", "l2", "l3"])
+    );
+    assert_eq!(
+        ids(app, &near("49.44|7.77|8000|m")).await,
+        v(&["l1", "l2", "l3"])
+    );
+    assert_eq!(ids(app, &near("49.44|7.77|5000|m")).await, v(&["l1"]));
+    // 7 international miles = 11.27 km
+    assert_eq!(
+        ids(app, &near("49.44|7.77|7|[mi_i]")).await,
+        v(&["l1", "l2", "l3", "l4"])
+    );
+    // no units: km; no distance: 10 km
+    assert_eq!(
+        ids(app, &near("49.44|7.77|112")).await,
+        v(&["l1", "l2", "l3", "l4", "l5"])
+    );
+    assert_eq!(ids(app, &near("49.44|7.77")).await, v(&["l1", "l2", "l3"]));
+    assert_eq!(ids(app, &near("0|179.99|3|km")).await, v(&["l6", "l7"]));
+    assert_eq!(ids(app, &near("0|-179.99|1|km")).await, v(&["l7"]));
+    // combined with another parameter, and OR of two points
+    assert_eq!(
+        ids(app, &format!("{}&name=site%20l2", near("49.44|7.77|6|km"))).await,
+        v(&["l2"])
+    );
+    assert_eq!(
+        ids(
+            app,
+            &format!("{},0%7C179.99%7C1%7Ckm", near("49.44|7.77|1|km"))
+        )
+        .await,
+        v(&["l1", "l6"])
+    );
+    for bad in [
+        "91|0|1|km",
+        "1|2|3|furlongs",
+        "abc",
+        "1|2|-3|km",
+        "1",
+        "1|2|3|km|x",
+    ] {
+        let (s, b) = app.get(&near(bad)).await;
+        assert_eq!(s, 400, "near={bad}: {b}");
+        assert_eq!(b["resourceType"], "OperationOutcome");
+    }
+    let (_, cs) = app.get("metadata").await;
+    let listed = cs["rest"][0]["resource"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["type"] == "Location")
+        .unwrap()["searchParam"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p["name"] == "near" && p["type"] == "special");
+    assert!(listed);
+}
+
 on_both_backends!(
+    location_near,
     id_not,
     molecular_sequence_coordinates,
     canonical_and_external_references,

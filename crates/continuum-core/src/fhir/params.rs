@@ -123,6 +123,54 @@ fn table_for(kind: SearchParamType) -> Option<IndexTable> {
     })
 }
 
+/// How far `near` reaches when the search gives no distance (R4 leaves it to the server).
+pub const NEAR_DEFAULT_KM: f64 = 10.0;
+
+/// `near=latitude|longitude|distance|units` (R4 4.0.1; distance and units optional, units a UCUM length:
+/// km when omitted).
+fn near_predicate(code: &str, value: &str) -> Result<Predicate, CoreError> {
+    let parts: Vec<&str> = value.split('|').map(str::trim).collect();
+    let number = |s: &str| s.parse::<f64>().ok().filter(|n| n.is_finite());
+    let usage = || {
+        bad(format!(
+            "{code} takes latitude|longitude|distance|units (like 49.44|7.77|10|km), not '{value}'"
+        ))
+    };
+    let (Some(latitude), Some(longitude)) = (
+        parts.first().and_then(|s| number(s)),
+        parts.get(1).and_then(|s| number(s)),
+    ) else {
+        return Err(usage());
+    };
+    if parts.len() > 4
+        || !(-90.0..=90.0).contains(&latitude)
+        || !(-180.0..=180.0).contains(&longitude)
+    {
+        return Err(usage());
+    }
+    let distance = match parts.get(2) {
+        None | Some(&"") => None,
+        Some(d) => Some(number(d).filter(|d| *d >= 0.0).ok_or_else(usage)?),
+    };
+    let km_per_unit = match parts.get(3).copied().unwrap_or("") {
+        "" | "km" => 1.0,
+        "m" => 0.001,
+        "[mi_i]" | "mi" => 1.609_344,
+        "[nmi_i]" => 1.852,
+        other => {
+            return Err(bad(format!(
+                "{code}: distance units must be km, m, [mi_i] or [nmi_i], not '{other}'"
+            )))
+        }
+    };
+    Ok(Predicate::Near {
+        param: code.to_string(),
+        latitude,
+        longitude,
+        km: distance.map_or(NEAR_DEFAULT_KM, |d| d * km_per_unit),
+    })
+}
+
 fn date_predicate(param: Option<&str>, value: &str) -> Result<Predicate, CoreError> {
     let (cmp, rest) = Comparator::parse_prefix(value);
     let (low, high) = parse_range(rest)
@@ -836,6 +884,7 @@ fn filters_for(
                     value: v.clone(),
                 },
                 (SearchParamType::Number, None) => number_predicate(code, v)?,
+                (SearchParamType::Special, None) if code == "near" => near_predicate(code, v)?,
                 (SearchParamType::Quantity, None) => quantity_predicate(code, v)?,
                 (kind, m) => {
                     let what = match m {

@@ -30,6 +30,21 @@ pub(crate) fn convert(kind: SearchParamType, node: &Node<'_>, out: &mut Vec<Inde
         return;
     }
     match (kind, node.val) {
+        (SearchParamType::Special, Val::Json(Value::Object(o))) => {
+            // Location.position: WGS84 decimal degrees
+            let (Some(latitude), Some(longitude)) = (
+                o.get("latitude").and_then(Value::as_f64),
+                o.get("longitude").and_then(Value::as_f64),
+            ) else {
+                return;
+            };
+            if (-90.0..=90.0).contains(&latitude) && (-180.0..=180.0).contains(&longitude) {
+                out.push(IndexValue::Position {
+                    latitude,
+                    longitude,
+                });
+            }
+        }
         (SearchParamType::String, Val::Json(Value::Object(o))) => {
             let fields: &[&str] = match code {
                 "HumanName" => &["family", "given", "text", "prefix", "suffix"],

@@ -28,6 +28,8 @@ expansion), :of-type (Identifier type system|code|value); reference :[type], :id
 number, date and quantity values, also on the second component of a composite (code$value: token with \
 token, quantity, date, string, reference, number or uri; the first component as system|code, code or |code), \
 and MolecularSequence coordinates (token$start$end, both numbers on the same variant or window). \
+Location near=latitude|longitude|distance|units (great-circle distance on a sphere of the earth's mean radius; \
+units km, m, [mi_i] or [nmi_i], km when omitted; 10 km when no distance is given). _id:not. \
 Quantity parameters with a UCUM system and code also match amounts of the same dimension in other units (mg \
 with g, mmol/L with umol/L; not temperatures, not composites). Paging: next, previous and first links (keyset \
 cursors).";
@@ -102,7 +104,10 @@ fn build() -> Value {
                         || continuum_fhir::fhirpath::is_coordinate(p));
                 // `_id` and `_lastUpdated` are listed above; `_tag`, `_security`, `_profile` and `_source` come
                 // from the registry like any other parameter.
-                if matches!(p.code.as_str(), "_id" | "_lastUpdated") || !(searchable(p.kind) || composite) {
+                let near = p.kind == SearchParamType::Special && p.code == "near";
+                if matches!(p.code.as_str(), "_id" | "_lastUpdated")
+                    || !(searchable(p.kind) || composite || near)
+                {
                     continue;
                 }
                 let Some(expr) = &p.expression else { continue };
