@@ -65,9 +65,12 @@ fn patient_scoped_searches_use_indexes() {
     }
     assert!(plan.contains("idx_reference"), "{plan}");
     // the sort value is looked up per resource, not by walking every date of the parameter
-    assert!(plan.contains("idx_date_res (res_pk=?)"), "{plan}");
+    assert!(plan.contains("idx_date_res (res_pk=? AND pid=?)"), "{plan}");
     // and the code is checked per candidate of the patient's, not collected over the whole population
-    assert!(plan.contains("idx_token_res (res_pk=?)"), "{plan}");
+    assert!(
+        plan.contains("COVERING INDEX idx_token_res (res_pk=? AND pid=? AND sys_code_hash=?)"),
+        "{plan}"
+    );
     assert!(!plan.contains("idx_token_sys_code"), "{plan}");
     // and the query answers correctly
     let page = store.search(&query).unwrap();
