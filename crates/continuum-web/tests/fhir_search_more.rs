@@ -388,8 +388,9 @@ async fn composite_errors(app: &TestApp) {
         assert_eq!(s, 400, "{q}: {b}");
         assert_eq!(b["resourceType"], "OperationOutcome", "{q}");
     }
-    // a parameter this server does not support (the special `near`): refused when strict, else a warning
-    let q = "Location?near=42.256|-83.694|11.20|km";
+    // an R4 parameter this server does not support (the special `_text`, narrative search): refused when
+    // strict, else a warning
+    let q = "Condition?_text=fever";
     let r = app
         .client
         .get(app.url(q))
@@ -405,7 +406,7 @@ async fn composite_errors(app: &TestApp) {
         .unwrap()
         .iter()
         .any(|e| e["search"]["mode"] == "outcome"));
-    // the CapabilityStatement lists the supported composites and leaves `near` out
+    // the CapabilityStatement lists the supported composites and leaves `_text` out
     let (_, cs) = app.get("metadata").await;
     let params = |ty: &str| -> Vec<String> {
         cs["rest"][0]["resource"]
@@ -432,7 +433,7 @@ async fn composite_errors(app: &TestApp) {
         assert!(obs.contains(&p.to_string()), "{p}");
     }
     assert!(params("MolecularSequence").contains(&"chromosome-variant-coordinate".to_string()));
-    assert!(!params("Location").contains(&"near".to_string()));
+    assert!(!params("Condition").contains(&"_text".to_string()));
 }
 
 async fn identifier_of_type(app: &TestApp) {

@@ -807,6 +807,15 @@ fn filters_for(
         let Some(def) = registry().search_param(ty, code) else {
             return Ok(Err(format!("unknown search parameter {code} for {ty}")));
         };
+        // R4 parameters without an expression (`_text`, `_content`, `_query`) have no index values: searching
+        // them would silently match nothing
+        if !def
+            .expression
+            .as_deref()
+            .is_some_and(continuum_fhir::fhirpath::is_supported)
+        {
+            return Ok(Err(format!("search parameter {code} is not supported")));
+        }
         if def.kind == SearchParamType::Composite {
             return composite_filters(def, code, modifier, value);
         }

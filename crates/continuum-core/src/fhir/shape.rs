@@ -39,9 +39,11 @@ pub fn included(
     let mut frontier: Vec<StoredResource> = matches.to_vec();
     for round in 0..MAX_ROUNDS {
         let mut next = Vec::new();
+        // the targets of this round, in the order they are referenced, then read a type at a time
+        let mut wanted: Vec<(String, String)> = Vec::new();
         for inc in includes.iter().filter(|i| round == 0 || i.iterate) {
             for r in frontier.iter().filter(|r| r.resource_type == inc.source) {
-                let Ok(doc) = serde_json::from_slice::<Value>(&r.body) else {
+                let Ok(doc) = param_document(&r.resource_type, &inc.param, &r.body) else {
                     continue;
                 };
                 for v in extract_param(&doc, &inc.param) {
@@ -58,17 +60,16 @@ pub fn included(
                     {
                         continue;
                     }
-                    if out.len() + next.len() >= MAX_INCLUDED {
+                    if out.len() + wanted.len() >= MAX_INCLUDED {
                         truncated = true;
                         continue;
                     }
-                    if let Some(found) = store.read(&t, &id)?.filter(|f| !f.deleted) {
-                        seen.insert(key(&found));
-                        next.push(found);
-                    }
+                    seen.insert((t.clone(), id.clone()));
+                    wanted.push((t, id));
                 }
             }
         }
+        next.extend(read_all(store, &wanted)?);
         for inc in revincludes.iter().filter(|i| round == 0 || i.iterate) {
             let targets: Vec<Predicate> = frontier
                 .iter()
@@ -120,6 +121,58 @@ pub fn included(
         format!("_include/_revinclude matched more than {MAX_INCLUDED} resources; only the first {MAX_INCLUDED} are included")
     });
     Ok((out, warning))
+}
+
+/// The members of a stored body that parameter `code` of `resource_type` reads (the whole body when it may
+/// read more): a page's `_include` targets without parsing every match whole.
+fn param_document(resource_type: &str, code: &str, body: &[u8]) -> serde_json::Result<Value> {
+    match continuum_fhir::fhirpath::param_members(resource_type, code) {
+        Some(m) => continuum_fhir::fhirpath::parse_members(body, &|k| {
+            continuum_fhir::fhirpath::member_needed(&m, k)
+        }),
+        None => serde_json::from_slice(body),
+    }
+}
+
+/// The live resources among `wanted` (type, id), in that order: one search per type and chunk instead of a
+/// read per reference (a page of reports with their results made dozens of reads).
+fn read_all(
+    store: &dyn ResourceStore,
+    wanted: &[(String, String)],
+) -> Result<Vec<StoredResource>, CoreError> {
+    const CHUNK: usize = 200;
+    let mut types: Vec<&str> = Vec::new();
+    for (t, _) in wanted {
+        if !types.contains(&t.as_str()) {
+            types.push(t);
+        }
+    }
+    let mut found: std::collections::HashMap<(String, String), StoredResource> =
+        std::collections::HashMap::with_capacity(wanted.len());
+    for ty in types {
+        let ids: Vec<&String> = wanted
+            .iter()
+            .filter(|(t, _)| t == ty)
+            .map(|(_, id)| id)
+            .collect();
+        for chunk in ids.chunks(CHUNK) {
+            let page = store.search(&SearchQuery {
+                resource_type: Some(ty.to_string()),
+                filters: vec![Filter {
+                    any_of: chunk
+                        .iter()
+                        .map(|id| Predicate::Id((*id).clone()))
+                        .collect(),
+                }],
+                count: chunk.len(),
+                ..Default::default()
+            })?;
+            for r in page.matches {
+                found.insert(key(&r), r);
+            }
+        }
+    }
+    Ok(wanted.iter().filter_map(|k| found.remove(k)).collect())
 }
 
 /// The body with only the requested elements (`_elements`) or summary (`_summary=text|data`), marked
