@@ -178,6 +178,13 @@ fn date_ranges_are_checked_per_candidate_when_another_filter_anchors() {
     };
     let plan = store.explain(&query).unwrap();
     assert!(plan.contains("idx_reference"), "{plan}");
+    // the clinic's references are read in key order, neither collected nor sorted before the page is full
+    assert!(
+        plan.contains("SEARCH x USING COVERING INDEX idx_reference_target"),
+        "{plan}"
+    );
+    assert!(!plan.contains("FOR GROUP BY"), "{plan}");
+    assert!(!plan.contains("LIST SUBQUERY"), "{plan}");
     assert!(
         !plan.contains("idx_date_low"),
         "a date side is collected whole:\n{plan}"

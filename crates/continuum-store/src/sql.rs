@@ -1026,6 +1026,24 @@ fn where_clause_but(
     filters_sql_but(b, q.resource_type.as_deref(), "r", &q.filters, skip)
 }
 
+/// SQLite: a filter that is a single reference to one typed target, with its parameter's `pid`, the target
+/// type and id (see the SQLite branch of [`compile_search`]).
+fn driving_reference(q: &SearchQuery) -> Option<(usize, i64, String, String)> {
+    q.filters
+        .iter()
+        .enumerate()
+        .find_map(|(n, f)| match f.any_of.as_slice() {
+            [Predicate::Reference {
+                param,
+                target_type: Some(t),
+                target_id,
+            }] => pid_for(q.resource_type.as_deref(), param)
+                .ok()
+                .map(|pid| (n, pid, t.clone(), target_id.clone())),
+            _ => None,
+        })
+}
+
 /// PostgreSQL: the filter that can drive an unsorted page in key order: a single reference to one typed
 /// target (a clinic's encounters) or a chain (the encounters of the patients of an organization). Its
 /// matching keys are taken distinct and in order before any resource row is read, and the resource rows are
@@ -1161,7 +1179,42 @@ pub fn compile_search(dialect: Dialect, q: &SearchQuery) -> Result<Compiled> {
         Dialect::Postgres if q.sort.is_empty() => driving_filter(q),
         _ => None,
     };
-    if let Some(n) = driver {
+    let sqlite_driver = match dialect {
+        Dialect::Sqlite if q.sort.is_empty() => driving_reference(q),
+        _ => None,
+    };
+    if let Some((n, pid, target_type, target_id)) = sqlite_driver {
+        // SQLite: the reference index itself leads (CROSS JOIN keeps it the outer loop) and is read in key
+        // order, grouped so a resource referring twice counts once, until the page is full. `pk IN (…)`
+        // collected all of a clinic's 36,698 encounters first (3.4 ms instead of 9.2 ms at 1.1 M resources).
+        let order = if q.backward { "t.pk DESC" } else { "t.pk" };
+        b.push("SELECT ");
+        b.push(COLUMNS);
+        b.push(" FROM (SELECT r.pk, r.current_vpk FROM idx_reference x INDEXED BY idx_reference_target CROSS JOIN resource r ON r.pk = x.res_pk AND x.pid = ");
+        b.int(pid);
+        b.push(" AND x.target_id = ");
+        b.text(&target_id);
+        b.push(" AND x.target_type = ");
+        b.text(&target_type);
+        if let Some(after) = &q.after {
+            b.push(match (q.backward, q.inclusive) {
+                (false, false) => " AND x.res_pk > ",
+                (false, true) => " AND x.res_pk >= ",
+                (true, false) => " AND x.res_pk < ",
+                (true, true) => " AND x.res_pk <= ",
+            });
+            b.int(after.pk);
+        }
+        where_clause_but(&mut b, q, true, Some(n))?;
+        b.push(if q.backward {
+            " GROUP BY x.res_pk ORDER BY x.res_pk DESC"
+        } else {
+            " GROUP BY x.res_pk ORDER BY x.res_pk"
+        });
+        b.limit(q.count);
+        b.push(BODIES);
+        b.push(order);
+    } else if let Some(n) = driver {
         let order = if q.backward { "t.pk DESC" } else { "t.pk" };
         // the filter's own `r.pk IN (subquery)`, compiled apart so its subquery can lead the FROM clause
         let mut own = Builder {
@@ -1390,7 +1443,7 @@ mod tests {
     use crate::search::Filter;
 
     #[test]
-    fn postgres_reads_a_typed_reference_page_from_the_reference_index() {
+    fn a_typed_reference_page_is_read_from_the_reference_index() {
         let q = SearchQuery {
             resource_type: Some("Encounter".into()),
             filters: vec![Filter::one(Predicate::Reference {
@@ -1414,11 +1467,19 @@ mod tests {
         assert_eq!(pg.sql.matches('?').count(), pg.params.len());
         let lite = compile_search(Dialect::Sqlite, &q).unwrap_or_else(|e| panic!("{e}"));
         assert!(
-            lite.sql
-                .contains("r.pk IN (SELECT res_pk FROM idx_reference"),
+            lite.sql.contains(
+                "FROM idx_reference x INDEXED BY idx_reference_target CROSS JOIN resource r"
+            ),
             "{}",
             lite.sql
         );
+        assert!(
+            lite.sql
+                .contains("GROUP BY x.res_pk ORDER BY x.res_pk LIMIT 21"),
+            "{}",
+            lite.sql
+        );
+        assert_eq!(lite.sql.matches('?').count(), lite.params.len());
         // untyped references and sorted pages keep the IN form
         let mut untyped = q.clone();
         untyped.filters = vec![Filter::one(Predicate::Reference {
