@@ -87,6 +87,19 @@ fn ids(page: &crate::SearchPage) -> Vec<String> {
     page.matches.iter().map(|m| m.id.clone()).collect()
 }
 
+/// The ids of every page of `query`, following the next cursors.
+fn walk_pages(store: &dyn ResourceStore, mut query: SearchQuery) -> Vec<String> {
+    let mut seen = Vec::new();
+    loop {
+        let page = store.search(&query).unwrap();
+        seen.extend(ids(&page));
+        match page.next {
+            Some(n) => query.after = Some(n),
+            None => break seen,
+        }
+    }
+}
+
 fn q(ty: &str, filters: Vec<Predicate>) -> SearchQuery {
     SearchQuery {
         resource_type: Some(ty.into()),
@@ -534,17 +547,7 @@ pub fn typed_reference_pages_in_key_order(store: &dyn ResourceStore) {
         target_type: Some("Patient".into()),
         target_id: "pa".into(),
     };
-    let walk = |mut query: SearchQuery| {
-        let mut seen = Vec::new();
-        loop {
-            let page = store.search(&query).unwrap();
-            seen.extend(ids(&page));
-            match page.next {
-                Some(n) => query.after = Some(n),
-                None => break seen,
-            }
-        }
-    };
+    let walk = |query: SearchQuery| walk_pages(store, query);
     let mut query = q("Observation", vec![by("subject")]);
     query.count = 2;
     assert_eq!(walk(query.clone()), ["o0", "o2", "o4", "o6", "o8"]);
@@ -865,16 +868,7 @@ pub fn search_sorts_with_keyset_paging(store: &dyn ResourceStore) {
             descending,
         }];
         query.count = count;
-        let mut seen = Vec::new();
-        loop {
-            let page = store.search(&query).unwrap();
-            seen.extend(ids(&page));
-            match page.next {
-                Some(n) => query.after = Some(n),
-                None => break,
-            }
-        }
-        seen
+        walk_pages(store, query)
     };
     let asc = vec!["o2", "o5", "o4", "o1", "o3"];
     let desc = vec!["o1", "o4", "o2", "o5", "o3"];

@@ -1013,17 +1013,24 @@ fn where_clause_but(
         b.push(")");
     }
     if with_cursor && q.sort.is_empty() {
-        if let Some(after) = &q.after {
-            b.push(match (q.backward, q.inclusive) {
-                (false, false) => " AND r.pk > ",
-                (false, true) => " AND r.pk >= ",
-                (true, false) => " AND r.pk < ",
-                (true, true) => " AND r.pk <= ",
-            });
-            b.int(after.pk);
-        }
+        cursor_bound(b, q, " AND r.pk");
     }
     filters_sql_but(b, q.resource_type.as_deref(), "r", &q.filters, skip)
+}
+
+/// `key` (with the keyword before it) beyond the cursor of an unsorted page: after it reading forward, before
+/// it reading backwards; nothing on the first page.
+fn cursor_bound(b: &mut Builder, q: &SearchQuery, key: &str) {
+    if let Some(after) = &q.after {
+        let op = match (q.backward, q.inclusive) {
+            (false, false) => ">",
+            (false, true) => ">=",
+            (true, false) => "<",
+            (true, true) => "<=",
+        };
+        b.push(&format!("{key} {op} "));
+        b.int(after.pk);
+    }
 }
 
 /// SQLite: a filter that is a single reference to one typed target, with its parameter's `pid`, the target
@@ -1196,15 +1203,7 @@ pub fn compile_search(dialect: Dialect, q: &SearchQuery) -> Result<Compiled> {
         b.text(&target_id);
         b.push(" AND x.target_type = ");
         b.text(&target_type);
-        if let Some(after) = &q.after {
-            b.push(match (q.backward, q.inclusive) {
-                (false, false) => " AND x.res_pk > ",
-                (false, true) => " AND x.res_pk >= ",
-                (true, false) => " AND x.res_pk < ",
-                (true, true) => " AND x.res_pk <= ",
-            });
-            b.int(after.pk);
-        }
+        cursor_bound(&mut b, q, " AND x.res_pk");
         where_clause_but(&mut b, q, true, Some(n))?;
         b.push(if q.backward {
             " GROUP BY x.res_pk ORDER BY x.res_pk DESC"
@@ -1242,15 +1241,7 @@ pub fn compile_search(dialect: Dialect, q: &SearchQuery) -> Result<Compiled> {
         b.params.extend(own.params);
         b.push(") d");
         // the cursor bounds the keys themselves (PostgreSQL does not carry `r.pk > x` across the join)
-        if let Some(after) = &q.after {
-            b.push(match (q.backward, q.inclusive) {
-                (false, false) => " WHERE d.res_pk > ",
-                (false, true) => " WHERE d.res_pk >= ",
-                (true, false) => " WHERE d.res_pk < ",
-                (true, true) => " WHERE d.res_pk <= ",
-            });
-            b.int(after.pk);
-        }
+        cursor_bound(&mut b, q, " WHERE d.res_pk");
         b.push(") a JOIN resource r ON r.pk = a.res_pk");
         where_clause_but(&mut b, q, true, Some(n))?;
         b.push(if q.backward {
