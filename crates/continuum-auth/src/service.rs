@@ -125,14 +125,14 @@ impl Auth {
         if token.is_empty() || token.len() > 128 {
             return Ok(None);
         }
-        let Some(row) = self
-            .store
-            .accounts()
-            .token(&secret::token_hash(token), "api", now_us)?
+        let Some(row) =
+            self.store
+                .accounts()
+                .account_by_token(&secret::token_hash(token), "api", now_us)?
         else {
             return Ok(None);
         };
-        Ok(self.by_id(&row.account_id)?.filter(|a| !a.disabled))
+        Ok(Some(Account::from_row(&row)?).filter(|a| !a.disabled))
     }
 
     /// Password (+ TOTP when enrolled) login. At most `max_failures` password checks per account per window,

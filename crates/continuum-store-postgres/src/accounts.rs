@@ -369,6 +369,21 @@ impl AccountStore for PostgresStore {
         .transpose()
     }
 
+    fn account_by_token(&self, hash: &str, kind: &str, now: i64) -> Result<Option<AccountRow>> {
+        let mut conn = self.conn()?;
+        query_opt(
+            &mut conn,
+            &format!(
+                "SELECT {ACCOUNT_COLUMNS} FROM account WHERE id = \
+                 (SELECT account_id FROM auth_token WHERE hash = $1 AND kind = $2 AND expires > $3)"
+            ),
+            &[&hash, &kind, &now],
+        )?
+        .as_ref()
+        .map(account)
+        .transpose()
+    }
+
     fn touch_token(&self, hash: &str, now: i64) -> Result<()> {
         self.in_tx(|conn| {
             execute(

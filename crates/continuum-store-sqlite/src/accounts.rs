@@ -289,6 +289,18 @@ impl AccountStore for SqliteStore {
             .map_err(backend)
     }
 
+    fn account_by_token(&self, hash: &str, kind: &str, now: i64) -> Result<Option<AccountRow>> {
+        let conn = self.reader()?;
+        let sql = format!(
+            "SELECT {ACCOUNT_COLUMNS} FROM account WHERE id = \
+             (SELECT account_id FROM auth_token WHERE hash = ?1 AND kind = ?2 AND expires > ?3)"
+        );
+        let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
+        stmt.query_row(params![hash, kind, now], account)
+            .optional()
+            .map_err(backend)
+    }
+
     fn touch_token(&self, hash: &str, now: i64) -> Result<()> {
         self.on_writer(|conn| {
             conn.prepare_cached("UPDATE auth_token SET last_used = ?2 WHERE hash = ?1")

@@ -102,6 +102,9 @@ pub trait AccountStore: Send + Sync {
     fn insert_token(&self, token: &TokenRow) -> Result<()>;
     /// A live token (not expired at `now`) of this kind.
     fn token(&self, hash: &str, kind: &str, now: i64) -> Result<Option<TokenRow>>;
+    /// The account of a live token of this kind, in one query: every API request resolves its bearer token,
+    /// and a token read followed by an account read was two round trips (and two read transactions) each.
+    fn account_by_token(&self, hash: &str, kind: &str, now: i64) -> Result<Option<AccountRow>>;
     /// Set `last_used` (sessions' idle timeout).
     fn touch_token(&self, hash: &str, now: i64) -> Result<()>;
     /// Delete a token and return it if it was live: one-time tokens (reset tokens, authorization codes) are

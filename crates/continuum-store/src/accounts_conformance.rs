@@ -563,6 +563,29 @@ pub fn tokens_insert_read_expire_touch(store: &dyn ResourceStore) {
         "kind must match"
     );
     assert_eq!(acc.token("hash-unknown", "session", NOW).unwrap(), None);
+    // the account of a live token, in one step, under the same rules
+    let alice = acc.account_by_id("a1").unwrap();
+    assert!(alice.is_some());
+    assert_eq!(
+        acc.account_by_token("hash-session-1", "session", expires - 1)
+            .unwrap(),
+        alice
+    );
+    assert_eq!(
+        acc.account_by_token("hash-session-1", "session", expires)
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        acc.account_by_token("hash-session-1", "reset", NOW)
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        acc.account_by_token("hash-unknown", "session", NOW)
+            .unwrap(),
+        None
+    );
     assert!(matches!(
         acc.insert_token(&token("hash-session-1", "api", "a1", expires)),
         Err(StoreError::AlreadyExists(..))
