@@ -1056,8 +1056,8 @@ fn driving_reference(q: &SearchQuery) -> Option<(usize, i64, String, String)> {
 /// matching keys are taken distinct and in order before any resource row is read, and the resource rows are
 /// then read from the front until the page is full. Written as `pk IN (…)`, PostgreSQL hashed every match
 /// (36,698 references to one clinic at 1.1 M resources), read each one's resource row and sorted the survivors
-/// to keep 21: 340 ms instead of 13 ms. (SQLite already walks an `IN` list in key order; there this form made
-/// it materialise and sort, so it keeps `IN`.)
+/// to keep 21: 340 ms instead of 13 ms. (On SQLite this derived-table form made it materialise and sort; it
+/// has its own form, [`driving_reference`].)
 fn driving_filter(q: &SearchQuery) -> Option<usize> {
     q.filters.iter().position(|f| {
         matches!(
