@@ -15,7 +15,7 @@ mod eval;
 mod parse;
 mod reads;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::OnceLock;
 
 use serde_json::Value;
@@ -337,30 +337,41 @@ pub fn extract_param(resource: &Value, code: &str) -> Vec<IndexValue> {
 
 /// The top-level elements of a `resource_type` resource that parameter `code` reads (`subject`, `performer`),
 /// or `None` when it may read more than named members (or is unknown): then the whole resource is needed.
-/// A member `value` also stands for its choice-type forms (`valueQuantity`) and `_value`; see
-/// [`member_needed`].
-pub fn param_members(
-    resource_type: &str,
-    code: &str,
-) -> Option<std::collections::BTreeSet<String>> {
-    let p = plans()
+/// Worked out once, when the plans are built.
+pub fn param_members(resource_type: &str, code: &str) -> Option<&'static BTreeSet<String>> {
+    plans()
         .get(resource_type)?
         .params
         .iter()
-        .find(|p| p.code == code)?;
-    let mut out = std::collections::BTreeSet::new();
-    match reads::reads(&p.expr, &mut out)? {
-        true => None,
-        false => Some(out),
-    }
+        .find(|p| p.code == code)?
+        .members
+        .as_ref()
 }
 
-/// Whether the JSON member `key` of a resource is needed by an expression reading `members`: the element
-/// itself, a choice-type form of it (`value` → `valueQuantity`), its primitive extension (`_birthDate`), and
-/// `resourceType`, which evaluation starts from. May keep more than needed, never less.
-pub fn member_needed(members: &std::collections::BTreeSet<String>, key: &str) -> bool {
-    let k = key.strip_prefix('_').unwrap_or(key);
-    key == "resourceType" || members.iter().any(|m| k.starts_with(m.as_str()))
+/// A stored body parsed only as far as parameters `codes` of `resource_type` read it (the whole body when one
+/// of them may read more), for callers that extract a few parameters from many bodies: the patients of every
+/// match of a page (audit records), the targets of `_include`. A member `value` also keeps its choice-type
+/// forms (`valueQuantity`) and `_value`; `resourceType`, which evaluation starts from, is always kept.
+pub fn parse_for_params(
+    resource_type: &str,
+    codes: &[String],
+    body: &[u8],
+) -> serde_json::Result<Value> {
+    let mut sets = Vec::with_capacity(codes.len());
+    for code in codes {
+        match param_members(resource_type, code) {
+            Some(m) => sets.push(m),
+            None => return serde_json::from_slice(body),
+        }
+    }
+    parse_members(body, &|key| {
+        let k = key.strip_prefix('_').unwrap_or(key);
+        key == "resourceType"
+            || sets
+                .iter()
+                .flat_map(|m| m.iter())
+                .any(|m| k.starts_with(m.as_str()))
+    })
 }
 
 fn plan_for(resource: &Value) -> Option<&'static Plan> {
@@ -432,6 +443,8 @@ struct Compiled {
     code: String,
     kind: SearchParamType,
     expr: Expr,
+    /// The top-level members `expr` reads; `None` when it may read more (see [`param_members`]).
+    members: Option<BTreeSet<String>>,
 }
 
 struct CompiledComposite {
@@ -480,10 +493,16 @@ fn build_plans() -> HashMap<String, Plan> {
             };
             let expr = parsed.entry(src).or_insert_with(|| parse::parse(src).ok());
             if let Some(expr) = expr.as_ref().and_then(|e| prune(e, ty)) {
+                let mut members = BTreeSet::new();
+                let members = match reads::reads(&expr, &mut members) {
+                    Some(false) => Some(members),
+                    _ => None,
+                };
                 params.push(Compiled {
                     code: sp.code.clone(),
                     kind: sp.kind,
                     expr,
+                    members,
                 });
             }
         }

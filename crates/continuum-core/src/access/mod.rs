@@ -813,38 +813,13 @@ fn care_reach(
 /// compartment's parameters read (an audit record is written for every match of every search; parsing whole
 /// bodies for it cost a tenth of a search).
 pub fn patients_of_body(resource_type: &str, body: &[u8]) -> Vec<String> {
-    use std::collections::{BTreeSet, HashMap};
-    use std::sync::OnceLock;
-    static MEMBERS: OnceLock<HashMap<String, Option<BTreeSet<String>>>> = OnceLock::new();
-    if body.is_empty() {
+    let params = registry().patient_compartment_params(resource_type);
+    let doc = if resource_type == "Patient" {
+        continuum_fhir::fhirpath::parse_members(body, &|k| k == "id")
+    } else if params.is_empty() || body.is_empty() {
         return Vec::new();
-    }
-    let members = MEMBERS.get_or_init(|| {
-        let reg = registry();
-        reg.resource_types()
-            .iter()
-            .map(|rt| {
-                let mut all = BTreeSet::new();
-                if rt == "Patient" {
-                    all.insert("id".to_string());
-                    return (rt.clone(), Some(all));
-                }
-                for code in reg.patient_compartment_params(rt) {
-                    match continuum_fhir::fhirpath::param_members(rt, code) {
-                        Some(m) => all.extend(m),
-                        None => return (rt.clone(), None),
-                    }
-                }
-                (rt.clone(), Some(all))
-            })
-            .collect()
-    });
-    let doc = match members.get(resource_type) {
-        Some(Some(m)) if m.is_empty() => return Vec::new(),
-        Some(Some(m)) => continuum_fhir::fhirpath::parse_members(body, &|k| {
-            continuum_fhir::fhirpath::member_needed(m, k)
-        }),
-        _ => serde_json::from_slice::<Value>(body),
+    } else {
+        continuum_fhir::fhirpath::parse_for_params(resource_type, params, body)
     };
     doc.map(|doc| patients_of(resource_type, &doc))
         .unwrap_or_default()

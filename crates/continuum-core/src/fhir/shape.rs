@@ -43,7 +43,11 @@ pub fn included(
         let mut wanted: Vec<(String, String)> = Vec::new();
         for inc in includes.iter().filter(|i| round == 0 || i.iterate) {
             for r in frontier.iter().filter(|r| r.resource_type == inc.source) {
-                let Ok(doc) = param_document(&r.resource_type, &inc.param, &r.body) else {
+                let Ok(doc) = continuum_fhir::fhirpath::parse_for_params(
+                    &r.resource_type,
+                    std::slice::from_ref(&inc.param),
+                    &r.body,
+                ) else {
                     continue;
                 };
                 for v in extract_param(&doc, &inc.param) {
@@ -121,17 +125,6 @@ pub fn included(
         format!("_include/_revinclude matched more than {MAX_INCLUDED} resources; only the first {MAX_INCLUDED} are included")
     });
     Ok((out, warning))
-}
-
-/// The members of a stored body that parameter `code` of `resource_type` reads (the whole body when it may
-/// read more): a page's `_include` targets without parsing every match whole.
-fn param_document(resource_type: &str, code: &str, body: &[u8]) -> serde_json::Result<Value> {
-    match continuum_fhir::fhirpath::param_members(resource_type, code) {
-        Some(m) => continuum_fhir::fhirpath::parse_members(body, &|k| {
-            continuum_fhir::fhirpath::member_needed(&m, k)
-        }),
-        None => serde_json::from_slice(body),
-    }
 }
 
 /// The live resources among `wanted` (type, id), in that order: one search per type and chunk instead of a
