@@ -23,7 +23,7 @@ use serde_json::Value;
 use crate::index::{composite_code, composite_keys, of_type_code, IndexEntry, IndexValue};
 use crate::model::{model, TypeId};
 use crate::registry::{registry, SearchParamDef, SearchParamType};
-use parse::Expr;
+use parse::{Expr, Func};
 
 pub use parse::ParseError;
 pub use reads::parse_members;
@@ -445,6 +445,8 @@ struct Compiled {
     expr: Expr,
     /// The top-level members `expr` reads; `None` when it may read more (see [`param_members`]).
     members: Option<BTreeSet<String>>,
+    /// A date parameter with at most one value per resource (see [`single_date`]).
+    single: bool,
 }
 
 struct CompiledComposite {
@@ -498,11 +500,14 @@ fn build_plans() -> HashMap<String, Plan> {
                     Some(false) => Some(members),
                     _ => None,
                 };
+                let single =
+                    sp.kind == SearchParamType::Date && one_date(&expr, ty).unwrap_or(false);
                 params.push(Compiled {
                     code: sp.code.clone(),
                     kind: sp.kind,
                     expr,
                     members,
+                    single,
                 });
             }
         }
@@ -563,6 +568,75 @@ fn prune(e: &Expr, ty: TypeId) -> Option<Expr> {
 }
 
 /// The type name a path starts with (`Observation` in `Observation.subject.where(...)`).
+/// Whether date parameter `code` of `resource_type` has at most one value (one index row) per resource: its
+/// expression is a path of non-repeating elements ending in a date, dateTime, instant or Period (a Timing
+/// has one row per event). `Encounter.period` is; `Observation.effective` (which may be a Timing) and
+/// `Goal.target.due` are not. Variants that give no date (`Immunization.occurrenceString`) do not count. Then several conditions on the parameter hold for one stored row together, and a
+/// window `ge A` with `lt B` is one bounded range of the index instead of two open ones.
+pub fn single_date(resource_type: &str, code: &str) -> bool {
+    plans()
+        .get(resource_type)
+        .and_then(|p| p.params.iter().find(|c| c.code == code))
+        .is_some_and(|c| c.single)
+}
+
+/// `Some(true)` when `e`, evaluated on a resource of type `ty`, yields at most one date-like value.
+fn one_date(e: &Expr, ty: TypeId) -> Option<bool> {
+    let m = model();
+    let types = one_node(e, ty)?;
+    // a Timing gives one row per event; the other non-date variants (`onsetString`, `onsetAge`) give none
+    Some(types.iter().all(|t| m.get(*t).code != "Timing"))
+}
+
+/// The possible types of the single node a path expression yields; `None` when it may yield several (a
+/// repeating element) or is not a plain path.
+fn one_node(e: &Expr, ty: TypeId) -> Option<Vec<TypeId>> {
+    let m = model();
+    match e {
+        Expr::Child(inner, name) if matches!(inner.as_ref(), Expr::This | Expr::Root) => {
+            // the leading type filter (`Encounter.period`)
+            (name.starts_with(|c: char| c.is_ascii_uppercase()) && m.is_a(ty, name))
+                .then(|| vec![ty])
+        }
+        Expr::Child(inner, name) => {
+            let mut out = Vec::new();
+            for t in one_node(inner, ty)? {
+                let child = m.get(t).children.get(name)?;
+                if child.array {
+                    return None;
+                }
+                out.extend(child.variants.iter().map(|v| v.ty));
+            }
+            Some(out)
+        }
+        Expr::As(inner, name) | Expr::Call(inner, Func::As(name) | Func::OfType(name)) => Some(
+            one_node(inner, ty)?
+                .into_iter()
+                .filter(|t| m.is_a(*t, name))
+                .collect(),
+        ),
+        // `Condition.onset.as(dateTime) | Condition.onset.as(Period)`: variants of one element
+        Expr::Union(items) => {
+            let base = |e: &Expr| match e {
+                Expr::As(inner, _) | Expr::Call(inner, Func::As(_) | Func::OfType(_)) => {
+                    inner.as_ref().clone()
+                }
+                other => other.clone(),
+            };
+            let first = base(items.first()?);
+            if !items.iter().all(|i| base(i) == first) {
+                return None;
+            }
+            let mut out = Vec::new();
+            for i in items {
+                out.extend(one_node(i, ty)?);
+            }
+            Some(out)
+        }
+        _ => None,
+    }
+}
+
 fn leading_type(e: &Expr) -> Option<&str> {
     match e {
         Expr::Child(inner, name) => match inner.as_ref() {

@@ -38,6 +38,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0006_covering_probes",
         include_str!("../migrations/0006_covering_probes.sql"),
     ),
+    (
+        7,
+        "0007_date_spans",
+        include_str!("../migrations/0007_date_spans.sql"),
+    ),
 ];
 
 /// Key of the transaction-level advisory lock serialising migrations: an arbitrary constant (ASCII "CONTMIGR")

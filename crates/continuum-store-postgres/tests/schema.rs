@@ -17,6 +17,7 @@ const SQLITE_MIGRATIONS: &[&str] = &[
     include_str!("../../continuum-store-sqlite/migrations/0004_oauth.sql"),
     include_str!("../../continuum-store-sqlite/migrations/0005_settings.sql"),
     include_str!("../../continuum-store-sqlite/migrations/0006_covering_probes.sql"),
+    include_str!("../../continuum-store-sqlite/migrations/0007_date_spans.sql"),
 ];
 
 fn sqlite_schema() -> Schema {
@@ -103,6 +104,13 @@ fn parse_sqlite(sql: &str) -> Schema {
                     })
                     .collect();
                 schema.tables.insert(unquote(name), cols);
+            }
+            ["ALTER", "TABLE", table, "ADD", "COLUMN", column, ..] => {
+                schema
+                    .tables
+                    .get_mut(&unquote(table))
+                    .expect("ALTER TABLE of a known table")
+                    .push(unquote(column));
             }
             ["DROP", "INDEX", name] => {
                 schema.indexes.remove(&unquote(name));

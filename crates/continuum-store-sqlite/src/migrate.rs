@@ -40,6 +40,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0006_covering_probes",
         include_str!("../migrations/0006_covering_probes.sql"),
     ),
+    (
+        7,
+        "0007_date_spans",
+        include_str!("../migrations/0007_date_spans.sql"),
+    ),
 ];
 
 pub(crate) fn apply(conn: &mut Connection) -> Result<()> {

@@ -21,7 +21,7 @@ macro_rules! conformance_tests {
             delete_is_versioned_and_idempotent, failed_transaction_leaves_nothing, transaction_sees_own_writes,
             history_pages_newest_first, history_since_and_at, search_by_id_and_type,
             search_by_reference_and_compartment, search_by_token, search_by_last_updated,
-            search_pages_with_cursor_and_total, typed_reference_pages_in_key_order, index_follows_updates_and_deletes, token_counts_follow_updates_and_deletes, guard_prevents_duplicate_conditional_creates,
+            search_pages_with_cursor_and_total, typed_reference_pages_in_key_order, date_windows_find_rows_of_every_width, index_follows_updates_and_deletes, token_counts_follow_updates_and_deletes, guard_prevents_duplicate_conditional_creates,
             concurrent_if_match_updates_have_one_winner, bodies_round_trip_byte_exact,
             search_sorts_with_keyset_paging, long_values_are_indexed_by_prefix,
             reindex_walks_live_resources_in_key_order, settings_round_trip, analyze_keeps_answers);
@@ -493,6 +493,139 @@ pub fn search_by_last_updated(store: &dyn ResourceStore) {
         ))
         .unwrap();
     assert_eq!(ids(&upto), vec!["p1"]);
+}
+
+/// Several conditions on a single-valued date (`Encounter.date`) are read as one window of rows per width
+/// class (`idx_date_span`): rows of every width — a visit, a week, months, years, decades, open at either end —
+/// are found, with and without an anchoring reference, on one page or several. Expected answers are worked
+/// out by hand from the R4 prefix rules.
+pub fn date_windows_find_rows_of_every_width(store: &dyn ResourceStore) {
+    let periods: &[(&str, Option<&str>, Option<&str>)] = &[
+        (
+            "visit",
+            Some("2024-03-10T09:00:00Z"),
+            Some("2024-03-10T09:30:00Z"),
+        ),
+        ("week", Some("2024-03-05"), Some("2024-03-15")),
+        ("months", Some("2023-11-01"), Some("2024-06-30")),
+        ("years", Some("2020-01-01"), Some("2027-01-01")),
+        ("decades", Some("1990-01-01"), Some("2030-01-01")),
+        ("open", Some("2023-01-01"), None),
+        ("openstart", None, Some("2024-03-20")),
+        (
+            "before",
+            Some("2024-02-01T10:00:00Z"),
+            Some("2024-02-01T11:00:00Z"),
+        ),
+        (
+            "after",
+            Some("2024-04-01T00:00:00Z"),
+            Some("2024-04-01T01:00:00Z"),
+        ),
+        (
+            "edge",
+            Some("2024-02-29T23:00:00Z"),
+            Some("2024-03-02T01:00:00Z"),
+        ),
+        ("late", Some("2024-03-31T12:00:00Z"), Some("2024-05-10")),
+        ("none", None, None),
+    ];
+    for (id, start, end) in periods {
+        let mut period = serde_json::Map::new();
+        if let Some(s) = start {
+            period.insert("start".into(), json!(s));
+        }
+        if let Some(e) = end {
+            period.insert("end".into(), json!(e));
+        }
+        let mut e = json!({"resourceType": "Encounter", "id": id, "status": "finished",
+            "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+            "serviceProvider": {"reference": "Organization/clinic"}});
+        if !period.is_empty() {
+            e["period"] = Value::Object(period);
+        }
+        create(store, e);
+    }
+    let date = |cmp: Comparator, day: &str| {
+        let (low, high) = continuum_fhir::datetime::date_range(day).expect("a date");
+        Predicate::Date {
+            param: "date".into(),
+            cmp,
+            low,
+            high,
+        }
+    };
+    let cases: Vec<(Vec<Predicate>, Vec<&str>)> = vec![
+        (
+            vec![
+                date(Comparator::Ge, "2024-03-01"),
+                date(Comparator::Lt, "2024-04-01"),
+            ],
+            vec![
+                "visit",
+                "week",
+                "months",
+                "years",
+                "decades",
+                "open",
+                "openstart",
+                "edge",
+                "late",
+            ],
+        ),
+        (vec![date(Comparator::Eq, "2024-03")], vec!["visit", "week"]),
+        (
+            vec![
+                date(Comparator::Sa, "2024-02-29"),
+                date(Comparator::Eb, "2024-04-01"),
+            ],
+            vec!["visit", "week"],
+        ),
+        (
+            vec![
+                date(Comparator::Gt, "2024-03-31"),
+                date(Comparator::Le, "2024-03-15"),
+            ],
+            vec!["months", "years", "decades", "open"],
+        ),
+        (
+            vec![
+                date(Comparator::Ge, "2024-03-01"),
+                date(Comparator::Lt, "2024-04-01"),
+                date(Comparator::Ne, "2024-03-10"),
+            ],
+            vec![
+                "week",
+                "months",
+                "years",
+                "decades",
+                "open",
+                "openstart",
+                "edge",
+                "late",
+            ],
+        ),
+    ];
+    for (filters, want) in cases {
+        let mut want: Vec<String> = want.into_iter().map(String::from).collect();
+        want.sort();
+        let clinic = Predicate::Reference {
+            param: "service-provider".into(),
+            target_type: Some("Organization".into()),
+            target_id: "clinic".into(),
+        };
+        let alone = q("Encounter", filters.clone());
+        let mut anchored = q("Encounter", [vec![clinic], filters.clone()].concat());
+        for query in [alone, anchored.clone()] {
+            let mut got = ids(&store.search(&query).unwrap());
+            got.sort();
+            assert_eq!(got, want, "{filters:?}");
+        }
+        anchored.count = 2;
+        let mut paged = walk_pages(store, anchored);
+        paged.sort();
+        assert_eq!(paged, want, "paged, {filters:?}");
+    }
 }
 
 pub fn search_pages_with_cursor_and_total(store: &dyn ResourceStore) {

@@ -948,3 +948,20 @@ fn value_sets_index_their_own_expansion() {
     filtered["expansion"]["total"] = json!(40);
     assert_eq!(values(&filtered, VS_UNEXPANDABLE).len(), 1);
 }
+
+#[test]
+fn single_valued_dates_are_paths_of_non_repeating_elements() {
+    // one Period, one date, one dateTime: at most one row per resource
+    assert!(single_date("Encounter", "date"));
+    assert!(single_date("Patient", "birthdate"));
+    assert!(single_date("Condition", "onset-date"));
+    assert!(single_date("Immunization", "date"));
+    assert!(single_date("Appointment", "date"));
+    // a Timing (one row per event), a repeating element, an extension, a parameter of another type
+    assert!(!single_date("Observation", "date"));
+    assert!(!single_date("Goal", "target-date"));
+    assert!(!single_date("Encounter", "location-period"));
+    assert!(single_date("Patient", "death-date"));
+    assert!(!single_date("Encounter", "length"));
+    assert!(!single_date("Encounter", "no-such-parameter"));
+}
