@@ -43,6 +43,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0007_date_spans",
         include_str!("../migrations/0007_date_spans.sql"),
     ),
+    (
+        8,
+        "0008_type_walk",
+        include_str!("../migrations/0008_type_walk.sql"),
+    ),
 ];
 
 /// Key of the transaction-level advisory lock serialising migrations: an arbitrary constant (ASCII "CONTMIGR")

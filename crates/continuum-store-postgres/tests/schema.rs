@@ -18,6 +18,7 @@ const SQLITE_MIGRATIONS: &[&str] = &[
     include_str!("../../continuum-store-sqlite/migrations/0005_settings.sql"),
     include_str!("../../continuum-store-sqlite/migrations/0006_covering_probes.sql"),
     include_str!("../../continuum-store-sqlite/migrations/0007_date_spans.sql"),
+    include_str!("../../continuum-store-sqlite/migrations/0008_type_walk.sql"),
 ];
 
 fn sqlite_schema() -> Schema {

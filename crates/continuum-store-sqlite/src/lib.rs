@@ -164,11 +164,33 @@ pub(crate) fn run_search(conn: &Connection, q: &SearchQuery) -> Result<SearchPag
             total: if q.total { Some(count(conn, q)?) } else { None },
         });
     }
-    let Compiled { sql, params } = sql::compile_search(Dialect::Sqlite, q)?;
-    let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
+    let (matches, next) = match sql::compile_walk(Dialect::Sqlite, q)? {
+        // a walk that filled the page (and found one more) found the first matches of the whole query
+        Some(walk) => match page_rows(conn, q, &walk)? {
+            (matches, Some(next)) => (matches, Some(next)),
+            _ => page_rows(conn, q, &sql::compile_search(Dialect::Sqlite, q)?)?,
+        },
+        None => page_rows(conn, q, &sql::compile_search(Dialect::Sqlite, q)?)?,
+    };
+    let total = if q.total { Some(count(conn, q)?) } else { None };
+    Ok(SearchPage {
+        matches,
+        next,
+        total,
+    })
+}
+
+/// The rows of one page query, and the cursor of the next page when there is one.
+fn page_rows(
+    conn: &Connection,
+    q: &SearchQuery,
+    compiled: &Compiled,
+) -> Result<(Vec<StoredResource>, Option<Cursor>)> {
+    let Compiled { sql, params } = compiled;
+    let mut stmt = conn.prepare_cached(sql).map_err(backend)?;
     let sort_count = q.sort.len();
     let rows = stmt
-        .query_map(params_from_iter(bind(&params)), |row| {
+        .query_map(params_from_iter(bind(params)), |row| {
             let (pk, res) = row_to_resource(row)?;
             let mut values = Vec::with_capacity(sort_count);
             for (i, key) in q.sort.iter().enumerate() {
@@ -197,13 +219,7 @@ pub(crate) fn run_search(conn: &Connection, q: &SearchQuery) -> Result<SearchPag
         last = Some(Cursor { pk, values });
         matches.push(res);
     }
-    drop(stmt);
-    let total = if q.total { Some(count(conn, q)?) } else { None };
-    Ok(SearchPage {
-        matches,
-        next: if more { last } else { None },
-        total,
-    })
+    Ok((matches, if more { last } else { None }))
 }
 
 /// The number of matches of `q` (`_total`, `_summary=count`).
@@ -296,18 +312,16 @@ impl ResourceStore for SqliteStore {
 
     fn explain(&self, q: &SearchQuery) -> Result<String> {
         let conn = self.reader()?;
-        let Compiled { sql, params } = sql::compile_search(Dialect::Sqlite, q)?;
-        let mut stmt = conn
-            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
-            .map_err(backend)?;
-        let rows = stmt
-            .query_map(params_from_iter(bind(&params)), |r| r.get::<_, String>(3))
-            .map_err(backend)?;
-        let mut out = format!("{sql}\n");
-        for row in rows {
-            out.push_str(&row.map_err(backend)?);
-            out.push('\n');
+        let mut out = String::new();
+        if let Some(walk) = sql::compile_walk(Dialect::Sqlite, q)? {
+            out.push_str(&format!(
+                "-- first, a walk of at most {} resources in key order:\n",
+                sql::WALK_WINDOW
+            ));
+            explain_into(&conn, &walk, &mut out)?;
+            out.push_str("-- then, unless it filled the page:\n");
         }
+        explain_into(&conn, &sql::compile_search(Dialect::Sqlite, q)?, &mut out)?;
         Ok(out)
     }
 
@@ -358,4 +372,22 @@ impl ResourceStore for SqliteStore {
     fn write(&self, work: &mut dyn FnMut(&mut dyn WriteTx) -> Result<()>) -> Result<()> {
         self.writer.write(self.clock.as_ref(), work)
     }
+}
+
+/// One query's SQL and SQLite plan, appended to `out` (what `continuum explain` prints).
+fn explain_into(conn: &Connection, compiled: &Compiled, out: &mut String) -> Result<()> {
+    let Compiled { sql, params } = compiled;
+    let mut stmt = conn
+        .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+        .map_err(backend)?;
+    let rows = stmt
+        .query_map(params_from_iter(bind(params)), |r| r.get::<_, String>(3))
+        .map_err(backend)?;
+    out.push_str(sql);
+    out.push('\n');
+    for row in rows {
+        out.push_str(&row.map_err(backend)?);
+        out.push('\n');
+    }
+    Ok(())
 }

@@ -45,6 +45,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0007_date_spans",
         include_str!("../migrations/0007_date_spans.sql"),
     ),
+    (
+        8,
+        "0008_type_walk",
+        include_str!("../migrations/0008_type_walk.sql"),
+    ),
 ];
 
 pub(crate) fn apply(conn: &mut Connection) -> Result<()> {

@@ -21,7 +21,7 @@ macro_rules! conformance_tests {
             delete_is_versioned_and_idempotent, failed_transaction_leaves_nothing, transaction_sees_own_writes,
             history_pages_newest_first, history_since_and_at, search_by_id_and_type,
             search_by_reference_and_compartment, search_by_token, search_by_last_updated,
-            search_pages_with_cursor_and_total, typed_reference_pages_in_key_order, date_windows_find_rows_of_every_width, index_follows_updates_and_deletes, token_counts_follow_updates_and_deletes, guard_prevents_duplicate_conditional_creates,
+            search_pages_with_cursor_and_total, typed_reference_pages_in_key_order, chained_pages_walk_and_fall_back, date_windows_find_rows_of_every_width, index_follows_updates_and_deletes, token_counts_follow_updates_and_deletes, guard_prevents_duplicate_conditional_creates,
             concurrent_if_match_updates_have_one_winner, bodies_round_trip_byte_exact,
             search_sorts_with_keyset_paging, long_values_are_indexed_by_prefix,
             reindex_walks_live_resources_in_key_order, settings_round_trip, analyze_keeps_answers);
@@ -721,6 +721,78 @@ pub fn typed_reference_pages_in_key_order(store: &dyn ResourceStore) {
     chain.count = 2;
     // (og points at Group/pa, not at the patient)
     assert_eq!(walk(chain), ["o0", "o2", "o4", "o6", "o8"]);
+}
+
+/// A chained search pages through matches that are dense in some stretches of the key order and sparse or
+/// absent in others (SQLite first walks a window of the type in key order and falls back to the full query
+/// when the window does not fill the page): every page holds the next matches, none is skipped or repeated,
+/// deleted resources never show.
+pub fn chained_pages_walk_and_fall_back(store: &dyn ResourceStore) {
+    create(store, patient("pa", "Alpha"));
+    create(store, patient("pb", "Beta"));
+    let alpha = |i: usize| (i < 100 && i.is_multiple_of(10)) || (i >= 1300 && i.is_multiple_of(3));
+    store
+        .write(&mut |tx: &mut dyn WriteTx| {
+            for i in 0..1500 {
+                let mut o = observation(&format!("o{i:04}"), if alpha(i) { "pa" } else { "pb" });
+                if i.is_multiple_of(7) {
+                    // the same patient twice in the chained parameter
+                    o["performer"] = json!([{"reference": "Patient/pa"}]);
+                }
+                tx.put(&mut o, Expect::Absent)?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    for gone in ["o0030", "o1302"] {
+        delete(store, "Observation", gone);
+    }
+    let chain = |param: &str| Predicate::Chain {
+        param: param.into(),
+        targets: vec![(
+            "Patient".into(),
+            vec![Filter::one(Predicate::String {
+                param: "family".into(),
+                value: "alpha".into(),
+                mode: StringMode::Start,
+            })],
+        )],
+    };
+    let want: Vec<String> = (0..1500)
+        .filter(|i| alpha(*i))
+        .map(|i| format!("o{i:04}"))
+        .filter(|id| id != "o0030" && id != "o1302")
+        .collect();
+    for count in [5, 1000] {
+        let mut query = q("Observation", vec![chain("subject")]);
+        query.count = count;
+        query.total = true;
+        let first = store.search(&query).unwrap();
+        assert_eq!(first.total, Some(want.len() as u64));
+        assert_eq!(walk_pages(store, query), want, "pages of {count}");
+    }
+    // with a code checked on each candidate too: the patient's observations that are final
+    let mut query = q("Observation", vec![chain("subject")]);
+    query.filters.push(Filter::one(Predicate::Token {
+        param: "status".into(),
+        system: TokenSystem::Any,
+        code: "final".into(),
+        negate: false,
+    }));
+    query.count = 7;
+    assert_eq!(walk_pages(store, query), want);
+    // OR of two chains: the subject or a performer is Alpha
+    let mut either = q("Observation", vec![]);
+    either.filters.push(Filter {
+        any_of: vec![chain("subject"), chain("performer")],
+    });
+    either.count = 50;
+    let want_either: Vec<String> = (0..1500)
+        .filter(|i| alpha(*i) || i.is_multiple_of(7))
+        .map(|i| format!("o{i:04}"))
+        .filter(|id| id != "o0030" && id != "o1302")
+        .collect();
+    assert_eq!(walk_pages(store, either), want_either);
 }
 
 pub fn index_follows_updates_and_deletes(store: &dyn ResourceStore) {
