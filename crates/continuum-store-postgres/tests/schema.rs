@@ -19,6 +19,9 @@ const SQLITE_MIGRATIONS: &[&str] = &[
     include_str!("../../continuum-store-sqlite/migrations/0006_covering_probes.sql"),
     include_str!("../../continuum-store-sqlite/migrations/0007_date_spans.sql"),
     include_str!("../../continuum-store-sqlite/migrations/0008_type_walk.sql"),
+    include_str!("../../continuum-store-sqlite/migrations/0009_audit_file.sql"),
+    // SQLite keeps the audit log in a file of its own; PostgreSQL in the same database
+    include_str!("../../continuum-store-sqlite/migrations/audit/0001_audit_log.sql"),
 ];
 
 fn sqlite_schema() -> Schema {
@@ -112,6 +115,12 @@ fn parse_sqlite(sql: &str) -> Schema {
                     .get_mut(&unquote(table))
                     .expect("ALTER TABLE of a known table")
                     .push(unquote(column));
+            }
+            ["DROP", "TABLE", name] => {
+                let name = unquote(name);
+                schema.tables.remove(&name);
+                schema.indexes.retain(|_, (_, table, _)| *table != name);
+                schema.triggers.retain(|_, table| *table != name);
             }
             ["DROP", "INDEX", name] => {
                 schema.indexes.remove(&unquote(name));
@@ -230,9 +239,10 @@ fn sqlite_accounts_schema_parses() {
     assert!(s.indexes["account_username"].0);
     assert!(s.indexes["account_cert"].0);
     assert_eq!(s.tables.len(), 5);
+    // SQLite has two more: 0009 moves the audit log out of the clinical file, and the audit file's own
     assert_eq!(
         SQLITE_MIGRATIONS.len(),
-        continuum_store_postgres::MIGRATIONS.len(),
+        continuum_store_postgres::MIGRATIONS.len() + 2,
         "every migration is compared"
     );
 }

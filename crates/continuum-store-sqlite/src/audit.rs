@@ -174,7 +174,7 @@ impl AuditStore for SqliteStore {
         values.push(Value::Integer(sql_limit(limit)));
         sql.push_str(&format!(" ORDER BY e.seq DESC LIMIT ?{}", values.len()));
 
-        let conn = self.reader()?;
+        let conn = self.audit_reader()?;
         let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
         let rows = stmt
             .query_map(params_from_iter(values), |r| row_at(r, 0))
@@ -201,7 +201,7 @@ impl AuditStore for SqliteStore {
     }
 
     fn audit_chain(&self, after_pos: i64, limit: usize) -> Result<Vec<ChainLink>> {
-        let conn = self.reader()?;
+        let conn = self.audit_reader()?;
         let mut stmt = conn.prepare_cached(CHAIN_SQL).map_err(backend)?;
         let rows = stmt
             .query_map(params![after_pos, sql_limit(limit)], |r| {
@@ -218,6 +218,6 @@ impl AuditStore for SqliteStore {
     }
 
     fn audit_unsealed(&self, limit: usize) -> Result<Vec<AuditRow>> {
-        unsealed(&*self.reader()?, limit)
+        unsealed(&*self.audit_reader()?, limit)
     }
 }

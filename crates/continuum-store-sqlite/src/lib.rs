@@ -22,12 +22,17 @@ use continuum_store::{
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{params_from_iter, Connection, OpenFlags, OptionalExtension, Row};
 
-pub use migrate::migrate;
+pub use migrate::{audit_path, migrate, MIGRATIONS};
 
 pub struct SqliteStore {
     path: PathBuf,
+    /// The audit file as `main` with the clinical file attached as `clinical`: unqualified names reach either
+    /// (no table is in both), and a transaction's audit rows commit before its clinical changes.
     writer: commit::GroupCommit,
     readers: r2d2::Pool<SqliteConnectionManager>,
+    /// Readers of the audit file (reports, the chain): the clinical readers never open it, so an audit commit
+    /// leaves their page caches alone.
+    audit_readers: r2d2::Pool<SqliteConnectionManager>,
     clock: Arc<dyn Clock>,
 }
 
@@ -55,20 +60,38 @@ impl SqliteStore {
     /// Open (creating if missing) the database file at `path` and bring its schema up to date.
     pub fn open(path: impl AsRef<Path>, clock: Arc<dyn Clock>) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
-        let mut writer = Connection::open_with_flags(
-            &path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE
-                | OpenFlags::SQLITE_OPEN_CREATE
-                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(backend)?;
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        {
+            let mut clinical = Connection::open_with_flags(&path, flags).map_err(backend)?;
+            configure(&clinical).map_err(backend)?;
+            migrate::apply(&mut clinical)?;
+            // What SQLite recommends for a long-lived database: analyse the tables whose statistics are
+            // missing or stale (cheap when there is nothing to do; bounded by analysis_limit when there is).
+            clinical
+                .execute_batch("PRAGMA analysis_limit = 1000; PRAGMA optimize = 0x10002;")
+                .map_err(backend)?;
+        }
+        let audit = migrate::audit_path(&path);
+        drop(migrate::open_audit(&path)?);
+        let writer = Connection::open_with_flags(&audit, flags).map_err(backend)?;
         configure(&writer).map_err(backend)?;
-        migrate::apply(&mut writer)?;
-        // What SQLite recommends for a long-lived connection: analyse the tables whose statistics are missing
-        // or stale (cheap when there is nothing to do; bounded by analysis_limit when there is).
+        let clinical_name = path
+            .to_str()
+            .ok_or_else(|| StoreError::Backend(format!("{} is not UTF-8", path.display())))?;
         writer
-            .execute_batch("PRAGMA analysis_limit = 1000; PRAGMA optimize = 0x10002;")
+            .execute("ATTACH DATABASE ?1 AS clinical", [clinical_name])
             .map_err(backend)?;
+        for (pragma, value) in [
+            ("synchronous", "FULL".to_string()),
+            ("cache_size", "-65536".to_string()),
+            ("mmap_size", "268435456".to_string()),
+        ] {
+            writer
+                .pragma_update(Some("clinical"), pragma, value)
+                .map_err(backend)?;
+        }
         let manager = SqliteConnectionManager::file(&path)
             .with_flags(OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
             .with_init(|c| {
@@ -86,10 +109,24 @@ impl SqliteStore {
             .min_idle(Some(1))
             .build(manager)
             .map_err(backend)?;
+        let audit_manager = SqliteConnectionManager::file(&audit)
+            .with_flags(OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+            .with_init(|c| {
+                c.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+                c.busy_timeout(std::time::Duration::from_secs(30))?;
+                c.pragma_update(None, "mmap_size", 0)?;
+                Ok(())
+            });
+        let audit_readers = r2d2::Pool::builder()
+            .max_size(4)
+            .min_idle(Some(0))
+            .build(audit_manager)
+            .map_err(backend)?;
         Ok(SqliteStore {
             path,
             writer: commit::GroupCommit::new(writer),
             readers,
+            audit_readers,
             clock,
         })
     }
@@ -100,6 +137,10 @@ impl SqliteStore {
 
     fn reader(&self) -> Result<r2d2::PooledConnection<SqliteConnectionManager>> {
         self.readers.get().map_err(backend)
+    }
+
+    fn audit_reader(&self) -> Result<r2d2::PooledConnection<SqliteConnectionManager>> {
+        self.audit_readers.get().map_err(backend)
     }
 }
 

@@ -47,7 +47,7 @@ fn sealed(n: i64) -> (Fixture, Vec<i64>, Connection) {
         .map(|l| l.seq)
         .collect();
     seqs.sort_unstable();
-    let path: PathBuf = f.path().to_path_buf();
+    let path: PathBuf = continuum_store_sqlite::audit_path(f.path());
     let conn = Connection::open(path).unwrap();
     conn.busy_timeout(std::time::Duration::from_secs(30))
         .unwrap();
@@ -215,4 +215,125 @@ fn a_replaced_link_is_reported() {
             },
         ]
     );
+}
+
+/// `PRAGMA data_version` of a connection to the clinical file: it changes exactly when another connection
+/// has committed to that file since, which is when SQLite empties the connection's page cache.
+fn data_version(conn: &Connection) -> i64 {
+    conn.query_row("PRAGMA data_version", [], |r| r.get(0))
+        .unwrap()
+}
+
+/// The audit log lives in its own file, so the audit record every read writes leaves the clinical file (and the
+/// page caches of the connections reading it) untouched; clinical writes still change it.
+#[test]
+fn audit_records_do_not_touch_the_clinical_file() {
+    use continuum_store::{Expect, ResourceStore, WriteTx};
+    let f = fixture();
+    let clinical = Connection::open(f.path()).unwrap();
+    let before = data_version(&clinical);
+    f.append_audit(&[record("u1", Some("p1"), 1)]).unwrap();
+    f.seal_audit(10).unwrap();
+    assert_eq!(
+        data_version(&clinical),
+        before,
+        "an audit commit changed the clinical file"
+    );
+    let has_audit: bool = clinical
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE name = 'audit_event')",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(!has_audit, "the clinical file still has the audit tables");
+    f.write(&mut |tx: &mut dyn WriteTx| {
+        tx.put(
+            &mut serde_json::json!({"resourceType": "Patient", "id": "p1"}),
+            Expect::Absent,
+        )?;
+        tx.append_audit(&record("u1", Some("p1"), 2))
+    })
+    .unwrap();
+    assert_ne!(
+        data_version(&clinical),
+        before,
+        "a clinical write did not commit"
+    );
+    assert_eq!(f.audit_unsealed(10).unwrap().len(), 1);
+}
+
+/// A database from before the audit file (its audit tables in the clinical file, sealed) is upgraded on open:
+/// every row and link moves to the audit file, the chain still verifies, and the clinical file loses the
+/// tables.
+#[test]
+fn an_older_database_moves_its_audit_log_to_the_audit_file() {
+    use continuum_store::audit::{link_hash, GENESIS};
+    use continuum_store::{AuditQuery, AuditRow};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    {
+        // the schema as migration 0008 left it
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL);")
+            .unwrap();
+        for (version, name, sql) in continuum_store_sqlite::MIGRATIONS.iter().take(8) {
+            conn.execute_batch(sql).unwrap();
+            conn.execute(
+                "INSERT INTO schema_migrations VALUES (?1, ?2, 0)",
+                rusqlite::params![version, name],
+            )
+            .unwrap();
+        }
+        let mut prev = GENESIS.to_string();
+        for i in 1..=4_i64 {
+            let r = record("u1", Some("p1"), 1_000 + i);
+            conn.execute(
+                "INSERT INTO audit_event (recorded, agent, patient, action, subtype, outcome, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                rusqlite::params![r.recorded, r.agent, r.patient, r.action, r.subtype, r.outcome, r.body],
+            )
+            .unwrap();
+            let seq = conn.last_insert_rowid();
+            // the fourth row is left unsealed
+            if i < 4 {
+                let hash = link_hash(&prev, &AuditRow { seq, record: r });
+                conn.execute(
+                    "INSERT INTO audit_chain VALUES (?1, ?2, ?3, ?4)",
+                    rusqlite::params![i, seq, prev, hash],
+                )
+                .unwrap();
+                prev = hash;
+            }
+        }
+    }
+    let store = SqliteStore::open(&path, Arc::new(SystemClock)).unwrap();
+    let report = verify(&store, 10).unwrap();
+    assert_eq!(report.links, 3);
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    assert_eq!(store.audit_unsealed(10).unwrap().len(), 1);
+    let rows = store
+        .audit_search(&AuditQuery {
+            patient: Some("p1".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(rows.len(), 4);
+    // new rows follow the moved ones, and seal onto the moved chain
+    store.append_audit(&[record("u2", None, 2_000)]).unwrap();
+    assert_eq!(store.seal_audit(10).unwrap(), 2);
+    let report = verify(&store, 10).unwrap();
+    assert_eq!(report.links, 5);
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    let clinical = Connection::open(&path).unwrap();
+    assert_eq!(
+        count(
+            &clinical,
+            "sqlite_schema WHERE name IN ('audit_event', 'audit_chain')"
+        ),
+        0
+    );
+    drop(store);
+    // opening again changes nothing
+    let store = SqliteStore::open(&path, Arc::new(SystemClock)).unwrap();
+    assert_eq!(verify(&store, 10).unwrap().links, 5);
 }
