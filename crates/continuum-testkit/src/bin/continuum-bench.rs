@@ -176,17 +176,20 @@ impl Target {
         Ok(target)
     }
 
-    /// SQLite: the database file plus its `-wal`. PostgreSQL: `pg_database_size` (relation files, no WAL),
-    /// asked through `psql`.
+    /// SQLite: the database file and its audit file (`-audit`), each with its `-wal`. PostgreSQL:
+    /// `pg_database_size` (relation files, no WAL), asked through `psql`.
     pub(crate) fn size_on_disk(&self) -> Result<DiskSize> {
         match &self.location {
             Location::Sqlite { path, .. } => {
+                let with_suffix = |suffix: &str| {
+                    let mut name = path.as_os_str().to_owned();
+                    name.push(suffix);
+                    file_len(Path::new(&name)).unwrap_or(0)
+                };
                 let main = file_len(path)?;
-                let mut wal_name = path.as_os_str().to_owned();
-                wal_name.push("-wal");
-                let wal = file_len(Path::new(&wal_name)).unwrap_or(0);
+                let wal = with_suffix("-wal") + with_suffix("-audit-wal");
                 Ok(DiskSize {
-                    total: main + wal,
+                    total: main + with_suffix("-audit") + wal,
                     wal: Some(wal),
                 })
             }
