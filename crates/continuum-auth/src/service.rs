@@ -321,11 +321,17 @@ impl Auth {
             accounts.delete_token(&hash)?;
             return Ok(None);
         };
-        if row.last_used + self.idle_secs(sessions, &account) * SEC <= now_us {
+        let idle = self.idle_secs(sessions, &account) * SEC;
+        if row.last_used + idle <= now_us {
             accounts.delete_token(&hash)?;
             return Ok(None);
         }
-        accounts.touch_token(&hash, now_us)?;
+        // The sliding idle limit is recorded at most once per fifteenth of it (a minute of a 15-minute limit),
+        // so a session may end up to that much early: each touch is a write, and on SQLite every write makes
+        // every reader of the database drop its page cache.
+        if now_us - row.last_used >= idle / 15 {
+            accounts.touch_token(&hash, now_us)?;
+        }
         let data: SessionData = serde_json::from_slice(&row.data)
             .map_err(|e| AuthError::Internal(format!("session data unreadable: {e}")))?;
         Ok(Some(Session {

@@ -283,6 +283,18 @@ async fn idle_and_absolute_limits_with_a_controlled_clock() {
             .unwrap()
             .is_none());
 
+        // a use within a fifteenth of the limit (a minute) is not written, so the limit runs from the last
+        // written use: used at 30 s, it ends 15 minutes after it began
+        let (token, _) = auth.start_session(&policy, &account, t0).unwrap();
+        assert!(auth
+            .session(&policy, &token, t0 + 30 * sec)
+            .unwrap()
+            .is_some());
+        assert!(auth
+            .session(&policy, &token, t0 + 15 * 60 * sec)
+            .unwrap()
+            .is_none());
+
         // absolute: used every 10 minutes, it still ends 12 hours after it began
         let (token, _) = auth.start_session(&policy, &account, t0).unwrap();
         let mut t = t0;
