@@ -74,7 +74,14 @@ impl SqliteStore {
                 .map_err(backend)?;
         }
         let audit = migrate::audit_path(&path);
-        drop(migrate::open_audit(&path)?);
+        {
+            let mut log = migrate::open_audit(&path)?;
+            let clinical = Connection::open_with_flags(&path, flags).map_err(backend)?;
+            clinical
+                .busy_timeout(std::time::Duration::from_secs(30))
+                .map_err(backend)?;
+            pair_audit_file(&mut log, &clinical, &audit, clock.as_ref())?;
+        }
         let writer = Connection::open_with_flags(&audit, flags).map_err(backend)?;
         configure(&writer).map_err(backend)?;
         let clinical_name = path
@@ -413,6 +420,55 @@ impl ResourceStore for SqliteStore {
     fn write(&self, work: &mut dyn FnMut(&mut dyn WriteTx) -> Result<()>) -> Result<()> {
         self.writer.write(self.clock.as_ref(), work)
     }
+}
+
+/// The `store_setting` naming the audit file a database was written with.
+const AUDIT_FILE_SETTING: &str = "audit.file";
+
+/// Check that the audit file belongs to this database. The audit file carries a random identity in its header
+/// (`PRAGMA user_version`) and the database records it on first use: an audit file deleted, lost in a partial
+/// restore or swapped for another one would otherwise be replaced by a new, empty log without a word.
+fn pair_audit_file(
+    log: &mut Connection,
+    clinical: &Connection,
+    audit: &Path,
+    clock: &dyn Clock,
+) -> Result<()> {
+    // one transaction, so two processes opening a new database at once agree on one identity
+    let tx = log
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(backend)?;
+    let mut id: i64 = tx
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(backend)?;
+    if id == 0 {
+        // an identity, not a secret: distinct per file is all that is needed
+        id = (clock.now().unix_timestamp_nanos() as i64 & 0x7fff_fffe) | 1;
+        tx.pragma_update(None, "user_version", id)
+            .map_err(backend)?;
+    }
+    tx.commit().map_err(backend)?;
+    clinical
+        .execute(
+            "INSERT INTO store_setting (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO NOTHING",
+            rusqlite::params![AUDIT_FILE_SETTING, id.to_string()],
+        )
+        .map_err(backend)?;
+    let recorded: String = clinical
+        .query_row(
+            "SELECT value FROM store_setting WHERE key = ?1",
+            [AUDIT_FILE_SETTING],
+            |r| r.get(0),
+        )
+        .map_err(backend)?;
+    if recorded != id.to_string() {
+        return Err(StoreError::Backend(format!(
+            "{} is not the audit log this database was written with (it records audit file {recorded}, the file \
+             is {id}): restore the database's own audit file (from the same backup) rather than start a new log",
+            audit.display()
+        )));
+    }
+    Ok(())
 }
 
 /// One query's SQL and SQLite plan, appended to `out` (what `continuum explain` prints).

@@ -337,3 +337,34 @@ fn an_older_database_moves_its_audit_log_to_the_audit_file() {
     let store = SqliteStore::open(&path, Arc::new(SystemClock)).unwrap();
     assert_eq!(verify(&store, 10).unwrap().links, 5);
 }
+
+/// A database refuses to open with an audit file that is not its own: deleted (a new, empty log would start)
+/// or swapped for another database's. With its own file back, it opens again.
+#[test]
+fn a_missing_or_foreign_audit_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let open = |name: &str| SqliteStore::open(dir.path().join(name), Arc::new(SystemClock));
+    let a = dir.path().join("a.db");
+    {
+        let store = open("a.db").unwrap();
+        store.append_audit(&[record("u1", Some("p1"), 1)]).unwrap();
+        store.seal_audit(10).unwrap();
+    }
+    drop(open("b.db").unwrap());
+    let a_log = continuum_store_sqlite::audit_path(&a);
+    let b_log = continuum_store_sqlite::audit_path(&dir.path().join("b.db"));
+    let saved = dir.path().join("a-audit.saved");
+    std::fs::rename(&a_log, &saved).unwrap();
+    let err = open("a.db").err().expect("opened without its audit file");
+    assert!(err.to_string().contains("not the audit log"), "{err}");
+    std::fs::remove_file(&a_log).unwrap();
+    std::fs::copy(&b_log, &a_log).unwrap();
+    let err = open("a.db")
+        .err()
+        .expect("opened with another database's audit file");
+    assert!(err.to_string().contains("not the audit log"), "{err}");
+    std::fs::remove_file(&a_log).unwrap();
+    std::fs::rename(&saved, &a_log).unwrap();
+    let store = open("a.db").unwrap();
+    assert_eq!(verify(&store, 10).unwrap().links, 1);
+}
