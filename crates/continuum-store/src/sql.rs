@@ -627,17 +627,27 @@ fn date_windows(ty: Option<&str>, filters: &[Filter], skip: Option<usize>) -> Ve
 /// `alias.pk IN (…)` of the rows in a [`DateWindow`]: one bounded range of `idx_date_span` per width class.
 fn date_window(b: &mut Builder, alias: &str, w: &DateWindow) {
     b.push(&format!("{alias}.pk IN ("));
-    let classes = SPAN_WIDTHS
-        .iter()
-        .map(|(span, width)| (*span, w.low_from(*width)))
-        .chain([(SPAN_OPEN, w.low_min)]);
-    for (i, (span, from)) in classes.enumerate() {
+    // When the conditions bound the start themselves (`eq`, `sa`), every class has the same range: one range of
+    // `idx_date_low` serves them all (a birth date), and PostgreSQL plans one branch instead of five.
+    let one_range = w.low_min.is_some() && w.low_from(SPAN_WIDTHS[0].1) == w.low_min;
+    let classes: Vec<(Option<i64>, Option<i64>)> = if one_range {
+        vec![(None, w.low_min)]
+    } else {
+        SPAN_WIDTHS
+            .iter()
+            .map(|(span, width)| (Some(*span), w.low_from(*width)))
+            .chain([(Some(SPAN_OPEN), w.low_min)])
+            .collect()
+    };
+    for (i, (span, from)) in classes.into_iter().enumerate() {
         if i > 0 {
             b.push(" UNION ALL ");
         }
         b.push("SELECT res_pk FROM idx_date WHERE pid = ");
         b.int(w.pid);
-        b.push(&format!(" AND span = {span}"));
+        if let Some(span) = span {
+            b.push(&format!(" AND span = {span}"));
+        }
         if let Some(from) = from {
             b.push(" AND low >= ");
             b.int(from);
