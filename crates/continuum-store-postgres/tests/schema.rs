@@ -20,8 +20,8 @@ const SQLITE_MIGRATIONS: &[&str] = &[
     include_str!("../../continuum-store-sqlite/migrations/0007_date_spans.sql"),
     include_str!("../../continuum-store-sqlite/migrations/0008_type_walk.sql"),
     include_str!("../../continuum-store-sqlite/migrations/0009_audit_file.sql"),
-    // SQLite keeps the audit log in a file of its own; PostgreSQL in the same database
-    include_str!("../../continuum-store-sqlite/migrations/audit/0001_audit_log.sql"),
+    // SQLite keeps the audit log in a file of its own (migration 0003 again); PostgreSQL in the same database
+    include_str!("../../continuum-store-sqlite/migrations/0003_audit.sql"),
 ];
 
 fn sqlite_schema() -> Schema {

@@ -63,26 +63,19 @@ impl SqliteStore {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        {
-            let mut clinical = Connection::open_with_flags(&path, flags).map_err(backend)?;
-            configure(&clinical).map_err(backend)?;
-            migrate::apply(&mut clinical)?;
-            // What SQLite recommends for a long-lived database: analyse the tables whose statistics are
-            // missing or stale (cheap when there is nothing to do; bounded by analysis_limit when there is).
-            clinical
-                .execute_batch("PRAGMA analysis_limit = 1000; PRAGMA optimize = 0x10002;")
-                .map_err(backend)?;
-        }
+        let mut clinical = Connection::open_with_flags(&path, flags).map_err(backend)?;
+        configure(&clinical).map_err(backend)?;
+        migrate::apply(&mut clinical)?;
+        // What SQLite recommends for a long-lived database: analyse the tables whose statistics are missing or
+        // stale (cheap when there is nothing to do; bounded by analysis_limit when there is).
+        clinical
+            .execute_batch("PRAGMA analysis_limit = 1000; PRAGMA optimize = 0x10002;")
+            .map_err(backend)?;
         let audit = migrate::audit_path(&path);
-        {
-            let mut log = migrate::open_audit(&path)?;
-            let clinical = Connection::open_with_flags(&path, flags).map_err(backend)?;
-            clinical
-                .busy_timeout(std::time::Duration::from_secs(30))
-                .map_err(backend)?;
-            pair_audit_file(&mut log, &clinical, &audit, clock.as_ref())?;
-        }
-        let writer = Connection::open_with_flags(&audit, flags).map_err(backend)?;
+        // the audit file, up to date and paired with this database, becomes the writer
+        let mut writer = migrate::open_audit(&path)?;
+        pair_audit_file(&mut writer, &clinical, &audit, clock.as_ref())?;
+        drop(clinical);
         configure(&writer).map_err(backend)?;
         let clinical_name = path
             .to_str()
@@ -99,36 +92,8 @@ impl SqliteStore {
                 .pragma_update(Some("clinical"), pragma, value)
                 .map_err(backend)?;
         }
-        let manager = SqliteConnectionManager::file(&path)
-            .with_flags(OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-            .with_init(|c| {
-                c.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-                c.busy_timeout(std::time::Duration::from_secs(30))?;
-                c.pragma_update(None, "cache_size", -32_768)?;
-                // No memory map for readers: every commit (an audit record per read) makes each reader drop
-                // its whole mapping at its next transaction and fault the pages in again, which cost more than
-                // reading them (measured: +20 % searches/s without it).
-                c.pragma_update(None, "mmap_size", 0)?;
-                Ok(())
-            });
-        let readers = r2d2::Pool::builder()
-            .max_size(8)
-            .min_idle(Some(1))
-            .build(manager)
-            .map_err(backend)?;
-        let audit_manager = SqliteConnectionManager::file(&audit)
-            .with_flags(OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-            .with_init(|c| {
-                c.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-                c.busy_timeout(std::time::Duration::from_secs(30))?;
-                c.pragma_update(None, "mmap_size", 0)?;
-                Ok(())
-            });
-        let audit_readers = r2d2::Pool::builder()
-            .max_size(4)
-            .min_idle(Some(0))
-            .build(audit_manager)
-            .map_err(backend)?;
+        let readers = reader_pool(&path, 8, 1)?;
+        let audit_readers = reader_pool(&audit, 4, 0)?;
         Ok(SqliteStore {
             path,
             writer: commit::GroupCommit::new(writer),
@@ -149,6 +114,31 @@ impl SqliteStore {
     fn audit_reader(&self) -> Result<r2d2::PooledConnection<SqliteConnectionManager>> {
         self.audit_readers.get().map_err(backend)
     }
+}
+
+/// A pool of read-only connections to the file at `path`.
+fn reader_pool(
+    path: &Path,
+    max_size: u32,
+    min_idle: u32,
+) -> Result<r2d2::Pool<SqliteConnectionManager>> {
+    let manager = SqliteConnectionManager::file(path)
+        .with_flags(OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+        .with_init(|c| {
+            c.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+            c.busy_timeout(std::time::Duration::from_secs(30))?;
+            c.pragma_update(None, "cache_size", -32_768)?;
+            // No memory map for readers: every commit makes each reader drop its whole mapping at its next
+            // transaction and fault the pages in again, which cost more than reading them (measured: +20 %
+            // searches/s without it).
+            c.pragma_update(None, "mmap_size", 0)?;
+            Ok(())
+        });
+    r2d2::Pool::builder()
+        .max_size(max_size)
+        .min_idle(Some(min_idle))
+        .build(manager)
+        .map_err(backend)
 }
 
 /// Map a row of [`sql::VERSION_COLUMNS`] (or the search query's equivalent) to a stored resource.

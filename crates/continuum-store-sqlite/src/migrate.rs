@@ -60,11 +60,18 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
 /// The migration that drops the audit tables of the clinical file, once their rows are in the audit file.
 const AUDIT_FILE_VERSION: i64 = 9;
 
-/// The migrations of the audit file ([`audit_path`]), recorded in its own `schema_migrations`.
+/// The migrations of the audit file ([`audit_path`]), recorded in its own `schema_migrations`: the tables of
+/// migration 0003, which 0009 then drops from the clinical file.
+///
+/// Why a file of its own: every read of health information appends a row, and each commit to a SQLite file
+/// makes every other connection to that file drop its page cache before its next read. The store's writer has
+/// this file as `main` and the clinical file attached, so a write's audit row commits first (SQLite commits
+/// the files of a transaction in order): a crash in between can leave a record of a write that did not
+/// happen, never a write without its record.
 pub const AUDIT_MIGRATIONS: &[(i64, &str, &str)] = &[(
     1,
     "0001_audit_log",
-    include_str!("../migrations/audit/0001_audit_log.sql"),
+    include_str!("../migrations/0003_audit.sql"),
 )];
 
 /// The file holding the audit log of the database at `path`: `<path>-audit` (like SQLite's own `-wal`), so
