@@ -253,11 +253,19 @@ impl WriteBuffer {
         // at one index probe per row whatever plan the (possibly stale) statistics suggest for the join.
         // Sibling CTEs share one snapshot: these deletes see only index rows stored before this statement, never
         // the ones it inserts below, so clearing and re-indexing a resource can go in the same statement.
+        // The token rows report what they carried and now carry, for `token_count` below.
+        let token_keys = |table: &IndexTable| {
+            if *table == IndexTable::Token {
+                ") RETURNING res_pk, pid, sys_code_hash, code_hash)"
+            } else {
+                "))"
+            }
+        };
         for (i, table) in sql::ALL_INDEX_TABLES.iter().enumerate() {
             parts.push((
                 format!("d{i} AS (DELETE FROM {} WHERE res_pk = ANY(", table.name()),
                 vec![Column::Int8(b.clear.clone())],
-                "))",
+                token_keys(table),
             ));
         }
         for (i, table) in sql::ALL_INDEX_TABLES.iter().enumerate() {
@@ -280,9 +288,36 @@ impl WriteBuffer {
                     table.name()
                 ),
                 cols,
-                "))",
+                token_keys(table),
             ));
         }
+        // Counts per token key (the shared `count_keys`/`count_deltas` in SQL): -1 for each key a cleared
+        // resource had, +1 for each it has now, each once per resource; keys that stay cancel out and lock
+        // nothing. The connection's shard keeps concurrent writers of one common code apart, and key order
+        // keeps the row locks of every flush in one order.
+        let t = sql::ALL_INDEX_TABLES
+            .iter()
+            .position(|t| *t == IndexTable::Token)
+            .unwrap_or_default();
+        let (by_sys, by_code, shards) = (
+            sql::COUNT_BY_SYSTEM_AND_CODE,
+            sql::COUNT_BY_CODE,
+            sql::COUNT_SHARDS,
+        );
+        parts.push((
+            format!(
+                "tc AS (INSERT INTO token_count (pid, kind, hash, shard, n) \
+                 SELECT pid, kind, hash, pg_backend_pid() % {shards}, SUM(delta)::int8 FROM (\
+                 SELECT DISTINCT res_pk, pid, {by_sys}::int8 AS kind, sys_code_hash AS hash, -1 AS delta FROM d{t} \
+                 UNION ALL SELECT DISTINCT res_pk, pid, {by_code}::int8, code_hash, -1 FROM d{t} \
+                 UNION ALL SELECT DISTINCT res_pk, pid, {by_sys}::int8, sys_code_hash, 1 FROM i{t} \
+                 UNION ALL SELECT DISTINCT res_pk, pid, {by_code}::int8, code_hash, 1 FROM i{t}\
+                 ) c GROUP BY pid, kind, hash HAVING SUM(delta) <> 0 ORDER BY pid, kind, hash \
+                 ON CONFLICT (pid, kind, hash, shard) DO UPDATE SET n = token_count.n + excluded.n)"
+            ),
+            Vec::new(),
+            "",
+        ));
 
         let mut sql = String::from("WITH ");
         let mut params: Vec<Box<dyn ToSql + Sync>> = Vec::new();

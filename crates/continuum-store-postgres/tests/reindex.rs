@@ -19,6 +19,8 @@ impl RawIndex for Raw {
                 .batch_execute(&format!("DELETE FROM {}", t.name()))
                 .unwrap();
         }
+        // the counts kept beside the token rows are part of the index
+        self.0.batch_execute("DELETE FROM token_count").unwrap();
     }
 
     fn row_counts(&mut self) -> Vec<i64> {

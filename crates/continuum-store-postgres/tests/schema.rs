@@ -20,6 +20,7 @@ const SQLITE_MIGRATIONS: &[&str] = &[
     include_str!("../../continuum-store-sqlite/migrations/0007_date_spans.sql"),
     include_str!("../../continuum-store-sqlite/migrations/0008_type_walk.sql"),
     include_str!("../../continuum-store-sqlite/migrations/0009_audit_file.sql"),
+    include_str!("../../continuum-store-sqlite/migrations/0010_token_counts.sql"),
     // SQLite keeps the audit log in a file of its own (migration 0003 again); PostgreSQL in the same database
     include_str!("../../continuum-store-sqlite/migrations/0003_audit.sql"),
 ];
@@ -122,6 +123,8 @@ fn parse_sqlite(sql: &str) -> Schema {
                 schema.indexes.retain(|_, (_, table, _)| *table != name);
                 schema.triggers.retain(|_, table| *table != name);
             }
+            // data, not schema (a new table filled from existing rows)
+            ["INSERT", ..] => {}
             ["DROP", "INDEX", name] => {
                 schema.indexes.remove(&unquote(name));
             }

@@ -75,7 +75,8 @@ impl GroupCommit {
     ) -> Result<()> {
         self.run(&mut |conn| {
             let mut tx = SqliteTx::new(conn, clock.now());
-            work(&mut tx)
+            work(&mut tx)?;
+            tx.apply_counts()
         })
     }
 

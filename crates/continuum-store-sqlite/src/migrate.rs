@@ -55,6 +55,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0009_audit_file",
         include_str!("../migrations/0009_audit_file.sql"),
     ),
+    (
+        10,
+        "0010_token_counts",
+        include_str!("../migrations/0010_token_counts.sql"),
+    ),
 ];
 
 /// The migration that drops the audit tables of the clinical file, once their rows are in the audit file.

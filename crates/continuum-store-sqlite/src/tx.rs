@@ -1,6 +1,9 @@
 //! The write transaction: versions, the current-version pointer and index rows, written together.
 
-use continuum_store::sql::{self, ALL_INDEX_TABLES};
+use std::collections::{BTreeMap, BTreeSet};
+
+use continuum_store::search::IndexTable;
+use continuum_store::sql::{self, CountKey, ALL_INDEX_TABLES};
 use continuum_store::{
     stamp, to_micros, type_and_id, Expect, Method, ReindexStep, Result, SearchPage, SearchQuery,
     StoreError, StoredResource, WriteTx, Written,
@@ -19,6 +22,9 @@ const REINDEX_BATCH_SQL: &str = "SELECT r.pk, r.type, v.body FROM resource r \
 pub(crate) struct SqliteTx<'a> {
     txn: &'a Connection,
     now: OffsetDateTime,
+    /// `token_count` changes of this transaction's writes, applied once per key before it ends or reads
+    /// (a bundle's resources share most of their codes: one update per code instead of one per resource).
+    counts: BTreeMap<CountKey, i64>,
 }
 
 impl<'a> SqliteTx<'a> {
@@ -27,7 +33,11 @@ impl<'a> SqliteTx<'a> {
         let now = now
             .replace_nanosecond(now.microsecond() * 1_000)
             .unwrap_or(now);
-        SqliteTx { txn, now }
+        SqliteTx {
+            txn,
+            now,
+            counts: BTreeMap::new(),
+        }
     }
 
     /// (pk, version, deleted) of the resource row.
@@ -43,8 +53,23 @@ impl<'a> SqliteTx<'a> {
         .map_err(backend)
     }
 
-    fn clear_index(&self, res_pk: i64) -> Result<()> {
+    /// Delete the index rows of a resource; the count keys its token rows had.
+    fn clear_index(&self, res_pk: i64) -> Result<BTreeSet<CountKey>> {
+        let mut old = Vec::new();
         for table in ALL_INDEX_TABLES {
+            if table == IndexTable::Token {
+                let mut stmt = self
+                    .txn
+                    .prepare_cached(
+                        "DELETE FROM idx_token WHERE res_pk = ?1 RETURNING pid, sys_code_hash, code_hash",
+                    )
+                    .map_err(backend)?;
+                let rows = stmt
+                    .query_map([res_pk], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                    .map_err(backend)?;
+                old = rows.collect::<rusqlite::Result<_>>().map_err(backend)?;
+                continue;
+            }
             let sql = format!("DELETE FROM {} WHERE res_pk = ?1", table.name());
             self.txn
                 .prepare_cached(&sql)
@@ -52,19 +77,67 @@ impl<'a> SqliteTx<'a> {
                 .execute([res_pk])
                 .map_err(backend)?;
         }
+        Ok(sql::count_keys(old))
+    }
+
+    /// Extract the search values of `resource` and insert its index rows; the count keys of its token rows.
+    fn insert_index(&self, res_pk: i64, ty: &str, resource: &Value) -> Result<BTreeSet<CountKey>> {
+        let entries = continuum_fhir::extract_index(resource);
+        let rows = sql::index_rows(ty, &entries);
+        for (table, values) in &rows {
+            let mut stmt = self
+                .txn
+                .prepare_cached(sql::insert_sql(*table))
+                .map_err(backend)?;
+            let all = std::iter::once(rusqlite::types::Value::Integer(res_pk)).chain(bind(values));
+            stmt.execute(params_from_iter(all)).map_err(backend)?;
+        }
+        Ok(sql::count_keys(rows.iter().filter_map(
+            |(table, values)| {
+                (*table == IndexTable::Token)
+                    .then(|| sql::token_row_key(values))
+                    .flatten()
+            },
+        )))
+    }
+
+    /// Replace the index rows of a resource (`resource` None: it was deleted) and keep `token_count` in step.
+    fn reindex(
+        &mut self,
+        res_pk: i64,
+        ty: &str,
+        resource: Option<&Value>,
+        stored: bool,
+    ) -> Result<()> {
+        let old = if stored {
+            self.clear_index(res_pk)?
+        } else {
+            BTreeSet::new()
+        };
+        let new = match resource {
+            Some(r) => self.insert_index(res_pk, ty, r)?,
+            None => BTreeSet::new(),
+        };
+        for (key, delta) in sql::count_deltas(&old, &new) {
+            *self.counts.entry(key).or_default() += delta;
+        }
         Ok(())
     }
 
-    /// Extract the search values of `resource` and insert its index rows.
-    fn insert_index(&self, res_pk: i64, ty: &str, resource: &Value) -> Result<()> {
-        let entries = continuum_fhir::extract_index(resource);
-        for (table, values) in sql::index_rows(ty, &entries) {
-            let mut stmt = self
-                .txn
-                .prepare_cached(sql::insert_sql(table))
-                .map_err(backend)?;
-            let all = std::iter::once(rusqlite::types::Value::Integer(res_pk)).chain(bind(&values));
-            stmt.execute(params_from_iter(all)).map_err(backend)?;
+    /// Apply the pending `token_count` changes: before the transaction's own searches and at its end.
+    pub(crate) fn apply_counts(&mut self) -> Result<()> {
+        let mut stmt = self
+            .txn
+            .prepare_cached(
+                "INSERT INTO token_count (pid, kind, hash, shard, n) VALUES (?1, ?2, ?3, 0, ?4) \
+                 ON CONFLICT (pid, kind, hash, shard) DO UPDATE SET n = n + excluded.n",
+            )
+            .map_err(backend)?;
+        for ((pid, kind, hash), delta) in std::mem::take(&mut self.counts) {
+            if delta != 0 {
+                stmt.execute(params![pid, kind, hash, delta])
+                    .map_err(backend)?;
+            }
         }
         Ok(())
     }
@@ -147,6 +220,7 @@ impl WriteTx for SqliteTx<'_> {
     }
 
     fn search(&mut self, query: &SearchQuery) -> Result<SearchPage> {
+        self.apply_counts()?;
         run_search(self.txn, query)
     }
 
@@ -176,10 +250,7 @@ impl WriteTx for SqliteTx<'_> {
             method,
             &body,
         )?;
-        if current.is_some() {
-            self.clear_index(res_pk)?;
-        }
-        self.insert_index(res_pk, &ty, resource)?;
+        self.reindex(res_pk, &ty, Some(resource), current.is_some())?;
         Ok(Written {
             version,
             last_updated: self.now,
@@ -213,8 +284,7 @@ impl WriteTx for SqliteTx<'_> {
             let resource: Value = serde_json::from_slice(body).map_err(|e| {
                 StoreError::Backend(format!("stored body of {ty} is not JSON: {e}"))
             })?;
-            self.clear_index(*pk)?;
-            self.insert_index(*pk, ty, &resource)?;
+            self.reindex(*pk, ty, Some(&resource), true)?;
         }
         Ok(Some(ReindexStep {
             last_key,
@@ -256,7 +326,7 @@ impl WriteTx for SqliteTx<'_> {
             Method::Delete,
             b"",
         )?;
-        self.clear_index(pk)?;
+        self.reindex(pk, resource_type, None, true)?;
         Ok(Some(version))
     }
 }

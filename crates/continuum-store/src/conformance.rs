@@ -21,7 +21,7 @@ macro_rules! conformance_tests {
             delete_is_versioned_and_idempotent, failed_transaction_leaves_nothing, transaction_sees_own_writes,
             history_pages_newest_first, history_since_and_at, search_by_id_and_type,
             search_by_reference_and_compartment, search_by_token, search_by_last_updated,
-            search_pages_with_cursor_and_total, typed_reference_pages_in_key_order, chained_pages_walk_and_fall_back, date_windows_find_rows_of_every_width, index_follows_updates_and_deletes, token_counts_follow_updates_and_deletes, guard_prevents_duplicate_conditional_creates,
+            search_pages_with_cursor_and_total, typed_reference_pages_in_key_order, chained_pages_walk_and_fall_back, date_windows_find_rows_of_every_width, index_follows_updates_and_deletes, token_counts_follow_updates_and_deletes, token_counts_hold_under_concurrent_writers, guard_prevents_duplicate_conditional_creates,
             concurrent_if_match_updates_have_one_winner, bodies_round_trip_byte_exact,
             search_sorts_with_keyset_paging, long_values_are_indexed_by_prefix,
             reindex_walks_live_resources_in_key_order, settings_round_trip, analyze_keeps_answers);
@@ -883,6 +883,121 @@ pub fn token_counts_follow_updates_and_deletes(store: &dyn ResourceStore) {
         assert_eq!(count(is("urn:x"), "B", with_name), 1);
         assert_eq!(count(is("urn:y"), "B", with_name), 0);
     }
+    // One transaction writes a resource three times and another once then deletes it: only what stands at
+    // commit counts. A code in two systems counts once for "any system", once per system otherwise.
+    store
+        .write(&mut |tx: &mut dyn WriteTx| {
+            tx.put(&mut tagged("p4", &["A"]), Expect::Absent)?;
+            tx.put(&mut tagged("p4", &["C"]), Expect::Any)?;
+            let mut two = tagged("p4", &["C"]);
+            two["identifier"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!({"system": "urn:y", "value": "C"}));
+            tx.put(&mut two, Expect::Any)?;
+            tx.put(&mut tagged("p5", &["A"]), Expect::Absent)?;
+            tx.delete("Patient", "p5", Expect::Any)?;
+            Ok(())
+        })
+        .unwrap();
+    let expect = |count: &dyn Fn(TokenSystem, &str, bool) -> u64| {
+        for with_name in [false, true] {
+            assert_eq!(count(is("urn:x"), "A", with_name), 1);
+            assert_eq!(count(TokenSystem::Any, "A", with_name), 1);
+            assert_eq!(count(is("urn:x"), "C", with_name), 1);
+            assert_eq!(count(is("urn:y"), "C", with_name), 1);
+            assert_eq!(count(TokenSystem::Any, "C", with_name), 1);
+        }
+    };
+    expect(&count);
+    // A failed transaction changes no count; a reindex of unchanged rows neither.
+    let failed = store.write(&mut |tx: &mut dyn WriteTx| {
+        tx.put(&mut tagged("p6", &["A"]), Expect::Absent)?;
+        tx.delete("Patient", "p1", Expect::Any)?;
+        Err(crate::StoreError::Backend("abandoned".into()))
+    });
+    assert!(failed.is_err());
+    expect(&count);
+    assert!(reindex_all(store, 2) > 0);
+    expect(&count);
+    // deleted and created again
+    delete(store, "Patient", "p1");
+    assert_eq!(count(is("urn:x"), "A", false), 0);
+    put(store, tagged("p1", &["A"]), Expect::Any).unwrap();
+    expect(&count);
+}
+
+/// Writers in parallel, each transaction several resources sharing codes written in different orders (so
+/// their count rows are taken in different orders too), some updating and deleting what others made: every
+/// write succeeds (at most after the store's own retry) and every count equals the resources that stand.
+pub fn token_counts_hold_under_concurrent_writers(store: &dyn ResourceStore) {
+    let (threads, rounds) = (6, 12);
+    let tagged = |id: String, values: &[&str]| {
+        let ids: Vec<Value> = values
+            .iter()
+            .map(|v| json!({"system": "urn:x", "value": v}))
+            .collect();
+        json!({"resourceType": "Patient", "id": id, "identifier": ids})
+    };
+    std::thread::scope(|s| {
+        for t in 0..threads {
+            s.spawn(move || {
+                for r in 0..rounds {
+                    let order: &[&str] = if (t + r) % 2 == 0 {
+                        &["A", "B", "C"]
+                    } else {
+                        &["C", "B", "A"]
+                    };
+                    store
+                        .write(&mut |tx: &mut dyn WriteTx| {
+                            for (i, code) in order.iter().enumerate() {
+                                let id = format!("t{t}-r{r}-{i}");
+                                tx.put(&mut tagged(id, &[code, "ALL"]), Expect::Any)?;
+                            }
+                            // the previous round's first resource moves to D, its second goes
+                            if r > 0 {
+                                tx.put(
+                                    &mut tagged(format!("t{t}-r{}-0", r - 1), &["D", "ALL"]),
+                                    Expect::Any,
+                                )?;
+                                tx.delete("Patient", &format!("t{t}-r{}-1", r - 1), Expect::Any)?;
+                            }
+                            Ok(())
+                        })
+                        .unwrap_or_else(|e| panic!("writer {t} round {r}: {e}"));
+                }
+            });
+        }
+    });
+    let count = |code: &str, fast: bool| {
+        let mut filters = vec![Predicate::Token {
+            param: "identifier".into(),
+            system: TokenSystem::Is("urn:x".into()),
+            code: code.into(),
+            negate: false,
+        }];
+        if !fast {
+            // a second filter that every resource meets takes the general count
+            filters.push(Predicate::Token {
+                param: "identifier".into(),
+                system: TokenSystem::Any,
+                code: "ALL".into(),
+                negate: false,
+            });
+        }
+        let mut query = q("Patient", filters);
+        query.count = 0;
+        query.total = true;
+        store.search(&query).unwrap().total.unwrap()
+    };
+    // per writer: rounds × 3 made, rounds − 1 deleted, rounds − 1 moved to D
+    let standing = (threads * (2 * rounds + 1)) as u64;
+    assert_eq!(count("ALL", true), standing);
+    assert_eq!(count("ALL", false), standing);
+    for code in ["A", "B", "C", "D"] {
+        assert_eq!(count(code, true), count(code, false), "{code}");
+    }
+    assert_eq!(count("D", true), (threads * (rounds - 1)) as u64);
 }
 
 pub fn reindex_walks_live_resources_in_key_order(store: &dyn ResourceStore) {

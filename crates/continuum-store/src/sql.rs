@@ -4,6 +4,8 @@
 //! uses `?` placeholders; the PostgreSQL adapter renumbers them to `$n`. Every value is bound; identifiers
 //! come only from enums and constants here.
 
+use std::collections::BTreeSet;
+
 use continuum_fhir::index::{
     token_hash, unit_vector, EARTH_RADIUS_KM, VS_CODE, VS_NOT_CODE, VS_NOT_SYSTEM, VS_SYSTEM,
     VS_UNEXPANDABLE,
@@ -1556,13 +1558,58 @@ pub fn compile_search(dialect: Dialect, q: &SearchQuery) -> Result<Compiled> {
     })
 }
 
+/// `token_count.kind` of a count by `system|code` (the row's `sys_code_hash`).
+pub const COUNT_BY_SYSTEM_AND_CODE: i64 = 0;
+/// `token_count.kind` of a count by code in any system (the row's `code_hash`).
+pub const COUNT_BY_CODE: i64 = 1;
+/// Shards of a count on PostgreSQL (a writer adds to the shard of its connection, so concurrent writers of
+/// one common code, such as every vital sign's category, do not queue on one row); SQLite's single writer
+/// uses shard 0 alone.
+pub const COUNT_SHARDS: i64 = 16;
+
+/// A key of `token_count`: (pid, kind, hash).
+pub type CountKey = (i64, i64, i64);
+
+/// The keys a resource's token rows are counted under, each once however many rows share it: `rows` are
+/// (pid, sys_code_hash, code_hash) of its `idx_token` rows.
+pub fn count_keys(rows: impl IntoIterator<Item = (i64, i64, i64)>) -> BTreeSet<CountKey> {
+    let mut keys = BTreeSet::new();
+    for (pid, sys_code, code) in rows {
+        keys.insert((pid, COUNT_BY_SYSTEM_AND_CODE, sys_code));
+        keys.insert((pid, COUNT_BY_CODE, code));
+    }
+    keys
+}
+
+/// (pid, sys_code_hash, code_hash) of an [`index_rows`] token row.
+pub fn token_row_key(values: &[SqlValue]) -> Option<(i64, i64, i64)> {
+    match values {
+        [SqlValue::Int(pid), SqlValue::Int(sys_code), SqlValue::Int(code), ..] => {
+            Some((*pid, *sys_code, *code))
+        }
+        _ => None,
+    }
+}
+
+/// What changes in `token_count` when a resource's token keys go from `old` to `new`: +1 or -1 per key, in
+/// key order (so concurrent writers lock count rows in one order).
+pub fn count_deltas(old: &BTreeSet<CountKey>, new: &BTreeSet<CountKey>) -> Vec<(CountKey, i64)> {
+    let mut deltas: Vec<(CountKey, i64)> = old
+        .difference(new)
+        .map(|k| (*k, -1))
+        .chain(new.difference(old).map(|k| (*k, 1)))
+        .collect();
+    deltas.sort_unstable();
+    deltas
+}
+
 /// The count query for `_total`.
 pub fn compile_count(dialect: Dialect, q: &SearchQuery) -> Result<Compiled> {
     let mut b = Builder::new(dialect);
-    // A count of one code (`Observation?code=X&_summary=count` over the population): index rows exist only
-    // for the current versions of live resources and `pid` names the type, so counting distinct resources
-    // among the token rows is exact, and reads the (pid, hash, res_pk) index alone instead of probing the
-    // resource row of each of 100,000+ matches.
+    // A count of one code (`Observation?code=X&_summary=count` over the population) is kept up to date by
+    // every write in `token_count` (distinct live resources per parameter and `system|code` or code), so it
+    // reads at most [`COUNT_SHARDS`] rows whatever the population: counting the index rows took 1.4 ms at
+    // 1.1 M resources and grew with them.
     if let ([filter], Some(ty), true) = (q.filters.as_slice(), &q.resource_type, q.types.is_empty())
     {
         if let [Predicate::Token {
@@ -1572,9 +1619,16 @@ pub fn compile_count(dialect: Dialect, q: &SearchQuery) -> Result<Compiled> {
             negate: false,
         }] = filter.any_of.as_slice()
         {
-            b.push("SELECT COUNT(DISTINCT res_pk) FROM idx_token WHERE pid = ");
+            let (kind, hash) = match system {
+                TokenSystem::Is(sys) => (COUNT_BY_SYSTEM_AND_CODE, token_hash(Some(sys), code)),
+                _ => (COUNT_BY_CODE, token_hash(None, code)),
+            };
+            b.push("SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) FROM token_count WHERE pid = ");
             b.int(param_id(ty, param));
-            token_match(&mut b, system, code);
+            b.push(" AND kind = ");
+            b.int(kind);
+            b.push(" AND hash = ");
+            b.int(hash);
             return Ok(Compiled {
                 sql: b.sql,
                 params: b.params,
@@ -1719,7 +1773,7 @@ mod tests {
     }
 
     #[test]
-    fn a_count_of_one_code_reads_the_token_index_alone() {
+    fn a_count_of_one_code_reads_its_kept_count() {
         let token = |negate| Predicate::Token {
             param: "code".into(),
             system: TokenSystem::Is("http://loinc.org".into()),
@@ -1734,7 +1788,7 @@ mod tests {
         let c = compile_count(Dialect::Postgres, &q).unwrap_or_else(|e| panic!("{e}"));
         assert!(
             c.sql.starts_with(
-                "SELECT COUNT(DISTINCT res_pk) FROM idx_token WHERE pid = ? AND sys_code_hash = ?"
+                "SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) FROM token_count WHERE pid = ? AND kind = ? AND hash = ?"
             ),
             "{}",
             c.sql
