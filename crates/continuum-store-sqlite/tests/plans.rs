@@ -216,3 +216,80 @@ fn date_windows_are_bounded_ranges_when_another_filter_anchors() {
     assert!(!plan.contains("idx_date_span"), "{plan}");
     assert_eq!(store.search(&year).unwrap().matches.len(), 100);
 }
+
+/// An unsorted chained search first walks the resources of its type in key order straight from
+/// `resource_type_pk` and stops when the page is full: no temporary B-tree sorts the window first (which
+/// checked every resource of the window before keeping the page, 2.8 ms against 1.0 ms at 1.1 M resources).
+#[test]
+fn a_chained_page_walks_in_key_order_and_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("c.db"), Arc::new(SystemClock)).unwrap();
+    store
+        .write(&mut |tx: &mut dyn WriteTx| {
+            tx.put(
+                &mut json!({"resourceType": "Organization", "id": "o1", "name": "Walk Clinic"}),
+                Expect::Absent,
+            )?;
+            for p in 0..10 {
+                tx.put(
+                    &mut json!({"resourceType": "Patient", "id": format!("p{p}"),
+                        "managingOrganization": {"reference": "Organization/o1"}}),
+                    Expect::Absent,
+                )?;
+            }
+            for i in 0..300 {
+                tx.put(
+                    &mut json!({"resourceType": "Encounter", "id": format!("e{i}"), "status": "finished",
+                        "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+                        "subject": {"reference": format!("Patient/p{}", i % 20)}}),
+                    Expect::Absent,
+                )?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    store.analyze().unwrap();
+    let query = SearchQuery {
+        resource_type: Some("Encounter".into()),
+        filters: vec![Filter::one(Predicate::Chain {
+            param: "patient".into(),
+            targets: vec![(
+                "Patient".into(),
+                vec![Filter::one(Predicate::Chain {
+                    param: "organization".into(),
+                    targets: vec![(
+                        "Organization".into(),
+                        vec![Filter::one(Predicate::String {
+                            param: "name".into(),
+                            value: "walk clinic".into(),
+                            mode: continuum_store::search::StringMode::Start,
+                        })],
+                    )],
+                })],
+            )],
+        })],
+        count: 20,
+        ..Default::default()
+    };
+    let plan = store.explain(&query).unwrap();
+    let walk = plan
+        .split("-- then")
+        .next()
+        .unwrap_or_else(|| panic!("{plan}"));
+    assert!(walk.contains("a walk"), "{plan}");
+    assert!(
+        walk.contains("SEARCH r USING INDEX resource_type_pk (type=? AND pk<?)"),
+        "{plan}"
+    );
+    assert!(!walk.contains("TEMP B-TREE"), "the walk sorts:\n{plan}");
+    // patients p0..p9 have the clinic; encounters of p10..p19 do not
+    let page = store.search(&query).unwrap();
+    let want: Vec<String> = (0..300)
+        .filter(|i| i % 20 < 10)
+        .take(20)
+        .map(|i| format!("e{i}"))
+        .collect();
+    let got: Vec<String> = page.matches.iter().map(|m| m.id.clone()).collect();
+    assert_eq!(got, want);
+    assert!(page.next.is_some());
+}

@@ -1403,13 +1403,21 @@ pub fn compile_walk(dialect: Dialect, q: &SearchQuery) -> Result<Option<Compiled
     b.walk = true;
     b.push("SELECT ");
     b.push(COLUMNS);
-    b.push(" FROM (SELECT r.pk, r.current_vpk FROM (SELECT pk FROM resource INDEXED BY resource_type_pk WHERE type = ");
+    // The rows are read in key order from the type's index and the walk stops as soon as the page is full;
+    // the window's last key bounds it when matches are rare. (A window as a subquery, `(… LIMIT 600) w`, lost
+    // the order: SQLite checked all 600 and sorted them, 2.8 ms against 1.0 ms for a clinic's patients' page.)
+    b.push(" FROM (SELECT r.pk, r.current_vpk FROM resource r INDEXED BY resource_type_pk");
+    where_clause(&mut b, q, true)?;
+    b.push(
+        " AND r.pk <= COALESCE((SELECT pk FROM resource INDEXED BY resource_type_pk WHERE type = ",
+    );
     b.text(ty);
     cursor_bound(&mut b, q, " AND pk");
     b.push(&format!(
-        " ORDER BY pk LIMIT {WALK_WINDOW}) w CROSS JOIN resource r ON r.pk = w.pk"
+        " ORDER BY pk LIMIT 1 OFFSET {}), {})",
+        WALK_WINDOW - 1,
+        i64::MAX
     ));
-    where_clause(&mut b, q, false)?;
     b.push(" ORDER BY r.pk");
     b.limit(q.count);
     b.push(BODIES);
