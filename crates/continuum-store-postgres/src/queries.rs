@@ -146,7 +146,14 @@ pub(crate) fn search(conn: &mut Conn, q: &SearchQuery) -> Result<SearchPage> {
     let rows = if q.count == 0 {
         Vec::new()
     } else {
-        run(conn, &sql::compile_search(Dialect::Postgres, q)?)?
+        match sql::compile_walk(Dialect::Postgres, q)? {
+            // a walk that filled the page (and found one more) found the first matches of the whole query
+            Some(walk) => match run(conn, &walk)? {
+                rows if rows.len() > q.count => rows,
+                _ => run(conn, &sql::compile_search(Dialect::Postgres, q)?)?,
+            },
+            None => run(conn, &sql::compile_search(Dialect::Postgres, q)?)?,
+        }
     };
     let more = rows.len() > q.count;
     let mut matches = Vec::with_capacity(rows.len().min(q.count));
@@ -191,17 +198,32 @@ pub(crate) fn history(conn: &mut Conn, q: &HistoryQuery) -> Result<HistoryPage> 
 }
 
 pub(crate) fn explain(conn: &mut Conn, q: &SearchQuery) -> Result<String> {
-    let compiled = sql::compile_search(Dialect::Postgres, q)?;
+    let mut out = String::new();
+    if let Some(walk) = sql::compile_walk(Dialect::Postgres, q)? {
+        out.push_str(&format!(
+            "-- first, a walk of at most {} resources in key order:\n",
+            sql::WALK_WINDOW
+        ));
+        explain_into(conn, &walk, &mut out)?;
+        out.push_str("-- then, unless it filled the page:\n");
+    }
+    explain_into(conn, &sql::compile_search(Dialect::Postgres, q)?, &mut out)?;
+    Ok(out)
+}
+
+/// The SQL of one query and PostgreSQL's plan for it.
+fn explain_into(conn: &mut Conn, compiled: &sql::Compiled, out: &mut String) -> Result<()> {
     let plan = sql::Compiled {
         sql: format!("EXPLAIN {}", compiled.sql),
         params: compiled.params.clone(),
     };
     let rows = run(conn, &plan)?;
-    let mut out = format!("{}\n", sql::numbered_placeholders(&compiled.sql));
+    out.push_str(&sql::numbered_placeholders(&compiled.sql));
+    out.push('\n');
     for row in rows {
         let line: String = row.try_get(0).map_err(db_error)?;
         out.push_str(&line);
         out.push('\n');
     }
-    Ok(out)
+    Ok(())
 }

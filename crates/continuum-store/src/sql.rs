@@ -976,6 +976,39 @@ fn predicate(b: &mut Builder, ty: Option<&str>, alias: &str, p: &Predicate) -> R
             // in a walk, the candidate's own references are followed; the further links stay sets
             let walk = std::mem::replace(&mut b.walk, false);
             let plus = std::mem::replace(&mut b.plus_pk, walk && b.dialect == Dialect::Sqlite);
+            if walk && b.dialect == Dialect::Postgres {
+                // PostgreSQL turns the candidate's `EXISTS` into a join that collects every match (its
+                // estimates of these joins are one row each), or probes the inner set once per member. Here
+                // `OFFSET 0` keeps the test per candidate, from the candidate's own reference rows, and the
+                // target ids are a hashed subplan built once per query: an `IN` under an `OR` is not pulled up
+                // into a join (`OR 1 = 0` is folded away only after that step). A clinic's patients'
+                // encounters: 110 ms -> 0.8 ms at 1.1 M resources.
+                b.push("EXISTS (SELECT 1 FROM idx_reference x WHERE x.res_pk = ");
+                b.push(&format!("{alias}.pk AND x.pid = "));
+                b.int(pid);
+                b.push(" AND (");
+                if targets.is_empty() {
+                    b.push("1 = 0");
+                }
+                for (i, (target_type, filters)) in targets.iter().enumerate() {
+                    if i > 0 {
+                        b.push(" OR ");
+                    }
+                    b.push("(x.target_type = ");
+                    b.text(target_type);
+                    b.push(&format!(
+                        " AND x.target_id IN (SELECT {inner}.id FROM resource {inner} WHERE {inner}.type = "
+                    ));
+                    b.text(target_type);
+                    b.push(&format!(" AND {inner}.deleted = 0"));
+                    filters_sql(b, Some(target_type), &inner, filters)?;
+                    b.push("))");
+                }
+                b.push(" OR 1 = 0) OFFSET 0)");
+                b.walk = walk;
+                b.plus_pk = plus;
+                return Ok(());
+            }
             if walk {
                 b.push("EXISTS (SELECT 1 FROM idx_reference x INDEXED BY idx_reference_res JOIN resource ");
                 b.push(&inner);
@@ -1375,7 +1408,7 @@ const BODIES: &str = ") t JOIN resource_version v ON v.vpk = t.current_vpk ORDER
 /// How many resources of the type a walk ([`compile_walk`]) reads before giving up.
 pub const WALK_WINDOW: usize = 600;
 
-/// SQLite: a first try at an unsorted page of a chained search that walks the resources of the type in key
+/// A first try at an unsorted page of a chained search that walks the resources of the type in key
 /// order, at most [`WALK_WINDOW`] of them, and checks each one's own reference (`Encounter?patient.
 /// organization.name=…`). When it finds a page and one more, they are the first matches of the whole
 /// query; otherwise the caller runs [`compile_search`]. The chain as a set collected every match first:
@@ -1390,8 +1423,7 @@ pub fn compile_walk(dialect: Dialect, q: &SearchQuery) -> Result<Option<Compiled
     let Some(ty) = q.resource_type.as_deref() else {
         return Ok(None);
     };
-    if dialect != Dialect::Sqlite
-        || !chained
+    if !chained
         || !q.sort.is_empty()
         || q.backward
         || q.count == 0
@@ -1406,11 +1438,16 @@ pub fn compile_walk(dialect: Dialect, q: &SearchQuery) -> Result<Option<Compiled
     // The rows are read in key order from the type's index and the walk stops as soon as the page is full;
     // the window's last key bounds it when matches are rare. (A window as a subquery, `(… LIMIT 600) w`, lost
     // the order: SQLite checked all 600 and sorted them, 2.8 ms against 1.0 ms for a clinic's patients' page.)
-    b.push(" FROM (SELECT r.pk, r.current_vpk FROM resource r INDEXED BY resource_type_pk");
+    let by_type = match dialect {
+        Dialect::Sqlite => " INDEXED BY resource_type_pk",
+        Dialect::Postgres => "",
+    };
+    b.push(" FROM (SELECT r.pk, r.current_vpk FROM resource r");
+    b.push(by_type);
     where_clause(&mut b, q, true)?;
-    b.push(
-        " AND r.pk <= COALESCE((SELECT pk FROM resource INDEXED BY resource_type_pk WHERE type = ",
-    );
+    b.push(" AND r.pk <= COALESCE((SELECT pk FROM resource");
+    b.push(by_type);
+    b.push(" WHERE type = ");
     b.text(ty);
     cursor_bound(&mut b, q, " AND pk");
     b.push(&format!(
