@@ -146,11 +146,20 @@ pub(crate) struct WriteBuffer {
     /// Resources whose stored index rows must go (their new ones, if any, are in `index`).
     clear: Vec<i64>,
     index: Vec<(i64, IndexTable, Vec<SqlValue>)>,
+    /// Live resources gained (+) or lost (-) per type, for `type_count`.
+    types: std::collections::BTreeMap<String, i64>,
 }
 
 impl WriteBuffer {
     pub fn is_empty(&self) -> bool {
         self.versions.is_empty() && self.clear.is_empty() && self.index.is_empty()
+    }
+
+    /// A resource of type `ty` came to life (+1), died (-1) or neither (0).
+    pub fn count_type(&mut self, ty: &str, delta: i64) {
+        if delta != 0 {
+            *self.types.entry(ty.to_string()).or_default() += delta;
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -304,6 +313,18 @@ impl WriteBuffer {
             sql::COUNT_BY_CODE,
             sql::COUNT_SHARDS,
         );
+        let types: Vec<(String, i64)> = b.types.into_iter().filter(|(_, d)| *d != 0).collect();
+        parts.push((
+            format!(
+                "ty AS (INSERT INTO type_count (type, shard, n) \
+                 SELECT t, pg_backend_pid() % {shards}, d FROM UNNEST("
+            ),
+            vec![
+                Column::Text(types.iter().map(|(t, _)| Some(t.clone())).collect()),
+                Column::Int8(types.iter().map(|(_, d)| *d).collect()),
+            ],
+            ") AS u (t, d) ON CONFLICT (type, shard) DO UPDATE SET n = type_count.n + excluded.n)",
+        ));
         parts.push((
             format!(
                 "tc AS (INSERT INTO token_count (pid, kind, hash, shard, n) \

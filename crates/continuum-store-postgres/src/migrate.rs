@@ -53,6 +53,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0010_token_counts",
         include_str!("../migrations/0010_token_counts.sql"),
     ),
+    (
+        11,
+        "0011_type_counts",
+        include_str!("../migrations/0011_type_counts.sql"),
+    ),
 ];
 
 /// Key of the transaction-level advisory lock serialising migrations: an arbitrary constant (ASCII "CONTMIGR")

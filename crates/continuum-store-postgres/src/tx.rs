@@ -261,6 +261,9 @@ impl<'c> PgTx<'c> {
         resource: Option<&Value>,
     ) -> Result<()> {
         let deleted = method == Method::Delete;
+        // a live count per type: +1 when a resource comes to life, -1 when it dies, 0 for an update
+        let delta = i64::from(!deleted) - i64::from(known.live().is_some());
+        self.buffer.count_type(ty, delta);
         let index = match resource {
             Some(r) => sql::index_rows(ty, &continuum_fhir::extract_index(r)),
             None => Vec::new(),

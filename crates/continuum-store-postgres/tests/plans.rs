@@ -71,7 +71,11 @@ fn a_chained_page_walks_in_key_order_against_a_hashed_set() {
     assert!(walk.contains("hashed SubPlan"), "{plan}");
     assert!(walk.contains("resource_type_pk on resource r"), "{plan}");
     // one sort only: the page's own rows (at most 21) after their bodies are joined
-    assert_eq!(walk.matches("Sort Key").count(), 1, "the walk sorts:\n{plan}");
+    assert_eq!(
+        walk.matches("Sort Key").count(),
+        1,
+        "the walk sorts:\n{plan}"
+    );
     // patients p0..p9 have the clinic; encounters of p10..p19 do not
     let page = store.search(&query).unwrap();
     let want: Vec<String> = (0..300)

@@ -21,6 +21,7 @@ const SQLITE_MIGRATIONS: &[&str] = &[
     include_str!("../../continuum-store-sqlite/migrations/0008_type_walk.sql"),
     include_str!("../../continuum-store-sqlite/migrations/0009_audit_file.sql"),
     include_str!("../../continuum-store-sqlite/migrations/0010_token_counts.sql"),
+    include_str!("../../continuum-store-sqlite/migrations/0011_type_counts.sql"),
     // SQLite keeps the audit log in a file of its own (migration 0003 again); PostgreSQL in the same database
     include_str!("../../continuum-store-sqlite/migrations/0003_audit.sql"),
 ];

@@ -60,6 +60,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0010_token_counts",
         include_str!("../migrations/0010_token_counts.sql"),
     ),
+    (
+        11,
+        "0011_type_counts",
+        include_str!("../migrations/0011_type_counts.sql"),
+    ),
 ];
 
 /// The migration that drops the audit tables of the clinical file, once their rows are in the audit file.

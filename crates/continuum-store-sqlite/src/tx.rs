@@ -25,6 +25,8 @@ pub(crate) struct SqliteTx<'a> {
     /// `token_count` changes of this transaction's writes, applied once per key before it ends or reads
     /// (a bundle's resources share most of their codes: one update per code instead of one per resource).
     counts: BTreeMap<CountKey, i64>,
+    /// `type_count` changes likewise: +1 per resource created (or created again), -1 per resource deleted.
+    type_counts: BTreeMap<String, i64>,
 }
 
 impl<'a> SqliteTx<'a> {
@@ -37,6 +39,7 @@ impl<'a> SqliteTx<'a> {
             txn,
             now,
             counts: BTreeMap::new(),
+            type_counts: BTreeMap::new(),
         }
     }
 
@@ -124,7 +127,7 @@ impl<'a> SqliteTx<'a> {
         Ok(())
     }
 
-    /// Apply the pending `token_count` changes: before the transaction's own searches and at its end.
+    /// Apply the pending `token_count` and `type_count` changes: before the transaction's own searches and at its end.
     pub(crate) fn apply_counts(&mut self) -> Result<()> {
         let mut stmt = self
             .txn
@@ -137,6 +140,18 @@ impl<'a> SqliteTx<'a> {
             if delta != 0 {
                 stmt.execute(params![pid, kind, hash, delta])
                     .map_err(backend)?;
+            }
+        }
+        let mut stmt = self
+            .txn
+            .prepare_cached(
+                "INSERT INTO type_count (type, shard, n) VALUES (?1, 0, ?2) \
+                 ON CONFLICT (type, shard) DO UPDATE SET n = n + excluded.n",
+            )
+            .map_err(backend)?;
+        for (ty, delta) in std::mem::take(&mut self.type_counts) {
+            if delta != 0 {
+                stmt.execute(params![ty, delta]).map_err(backend)?;
             }
         }
         Ok(())
@@ -251,6 +266,9 @@ impl WriteTx for SqliteTx<'_> {
             &body,
         )?;
         self.reindex(res_pk, &ty, Some(resource), current.is_some())?;
+        if live.is_none() {
+            *self.type_counts.entry(ty.clone()).or_default() += 1;
+        }
         Ok(Written {
             version,
             last_updated: self.now,
@@ -327,6 +345,10 @@ impl WriteTx for SqliteTx<'_> {
             b"",
         )?;
         self.reindex(pk, resource_type, None, true)?;
+        *self
+            .type_counts
+            .entry(resource_type.to_string())
+            .or_default() -= 1;
         Ok(Some(version))
     }
 }

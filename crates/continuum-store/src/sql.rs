@@ -1680,6 +1680,15 @@ pub fn compile_count(dialect: Dialect, q: &SearchQuery) -> Result<Compiled> {
             });
         }
     }
+    // A whole type (`Observation?_summary=count`): its kept count, likewise.
+    if let (true, Some(ty), true) = (q.filters.is_empty(), &q.resource_type, q.types.is_empty()) {
+        b.push("SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) FROM type_count WHERE type = ");
+        b.text(ty);
+        return Ok(Compiled {
+            sql: b.sql,
+            params: b.params,
+        });
+    }
     b.push("SELECT COUNT(*) FROM resource r");
     where_clause(&mut b, q, false)?;
     Ok(Compiled {
