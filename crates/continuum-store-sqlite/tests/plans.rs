@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use continuum_store::conformance::{chain_walk_fixture, check_chain_walk_page};
 use continuum_store::search::{
     Filter, IndexTable, Predicate, SearchQuery, SortBy, SortKey, TokenSystem,
 };
@@ -224,53 +225,7 @@ fn date_windows_are_bounded_ranges_when_another_filter_anchors() {
 fn a_chained_page_walks_in_key_order_and_stops() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path().join("c.db"), Arc::new(SystemClock)).unwrap();
-    store
-        .write(&mut |tx: &mut dyn WriteTx| {
-            tx.put(
-                &mut json!({"resourceType": "Organization", "id": "o1", "name": "Walk Clinic"}),
-                Expect::Absent,
-            )?;
-            for p in 0..10 {
-                tx.put(
-                    &mut json!({"resourceType": "Patient", "id": format!("p{p}"),
-                        "managingOrganization": {"reference": "Organization/o1"}}),
-                    Expect::Absent,
-                )?;
-            }
-            for i in 0..300 {
-                tx.put(
-                    &mut json!({"resourceType": "Encounter", "id": format!("e{i}"), "status": "finished",
-                        "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
-                        "subject": {"reference": format!("Patient/p{}", i % 20)}}),
-                    Expect::Absent,
-                )?;
-            }
-            Ok(())
-        })
-        .unwrap();
-    store.analyze().unwrap();
-    let query = SearchQuery {
-        resource_type: Some("Encounter".into()),
-        filters: vec![Filter::one(Predicate::Chain {
-            param: "patient".into(),
-            targets: vec![(
-                "Patient".into(),
-                vec![Filter::one(Predicate::Chain {
-                    param: "organization".into(),
-                    targets: vec![(
-                        "Organization".into(),
-                        vec![Filter::one(Predicate::String {
-                            param: "name".into(),
-                            value: "walk clinic".into(),
-                            mode: continuum_store::search::StringMode::Start,
-                        })],
-                    )],
-                })],
-            )],
-        })],
-        count: 20,
-        ..Default::default()
-    };
+    let query = chain_walk_fixture(&store);
     let plan = store.explain(&query).unwrap();
     let walk = plan
         .split("-- then")
@@ -282,14 +237,5 @@ fn a_chained_page_walks_in_key_order_and_stops() {
         "{plan}"
     );
     assert!(!walk.contains("TEMP B-TREE"), "the walk sorts:\n{plan}");
-    // patients p0..p9 have the clinic; encounters of p10..p19 do not
-    let page = store.search(&query).unwrap();
-    let want: Vec<String> = (0..300)
-        .filter(|i| i % 20 < 10)
-        .take(20)
-        .map(|i| format!("e{i}"))
-        .collect();
-    let got: Vec<String> = page.matches.iter().map(|m| m.id.clone()).collect();
-    assert_eq!(got, want);
-    assert!(page.next.is_some());
+    check_chain_walk_page(&store, &query);
 }

@@ -1019,6 +1019,67 @@ pub fn token_counts_hold_under_concurrent_writers(store: &dyn ResourceStore) {
     assert_eq!(store.search(&all).unwrap().total, Some(standing));
 }
 
+/// For the backends' plan tests: a clinic, 10 of its patients, 10 other patients and 300 encounters (of
+/// patients `p{i % 20}`), and the unsorted two-level chain `Encounter?patient.organization.name=walk clinic`
+/// over them. [`check_chain_walk_page`] checks the first page of its answer.
+pub fn chain_walk_fixture(store: &dyn ResourceStore) -> SearchQuery {
+    store
+        .write(&mut |tx: &mut dyn WriteTx| {
+            tx.put(
+                &mut json!({"resourceType": "Organization", "id": "o1", "name": "Walk Clinic"}),
+                Expect::Absent,
+            )?;
+            for p in 0..10 {
+                tx.put(
+                    &mut json!({"resourceType": "Patient", "id": format!("p{p}"),
+                        "managingOrganization": {"reference": "Organization/o1"}}),
+                    Expect::Absent,
+                )?;
+            }
+            for i in 0..300 {
+                tx.put(
+                    &mut json!({"resourceType": "Encounter", "id": format!("e{i}"), "status": "finished",
+                        "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+                        "subject": {"reference": format!("Patient/p{}", i % 20)}}),
+                    Expect::Absent,
+                )?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    store.analyze().unwrap();
+    let name = Predicate::String {
+        param: "name".into(),
+        value: "walk clinic".into(),
+        mode: StringMode::Start,
+    };
+    let organization = Predicate::Chain {
+        param: "organization".into(),
+        targets: vec![("Organization".into(), vec![Filter::one(name)])],
+    };
+    SearchQuery {
+        resource_type: Some("Encounter".into()),
+        filters: vec![Filter::one(Predicate::Chain {
+            param: "patient".into(),
+            targets: vec![("Patient".into(), vec![Filter::one(organization)])],
+        })],
+        count: 20,
+        ..Default::default()
+    }
+}
+
+/// The first page of [`chain_walk_fixture`]'s query: the first 20 encounters of patients p0..p9, and more.
+pub fn check_chain_walk_page(store: &dyn ResourceStore, query: &SearchQuery) {
+    let page = store.search(query).unwrap();
+    let want: Vec<String> = (0..300)
+        .filter(|i| i % 20 < 10)
+        .take(20)
+        .map(|i| format!("e{i}"))
+        .collect();
+    assert_eq!(ids(&page), want);
+    assert!(page.next.is_some());
+}
+
 pub fn reindex_walks_live_resources_in_key_order(store: &dyn ResourceStore) {
     for (id, family) in [
         ("r1", "Alpha"),
