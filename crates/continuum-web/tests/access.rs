@@ -476,6 +476,18 @@ async fn hidden_resources_stay_hidden_everywhere(app: &TestApp) {
     )
     .await;
     assert_eq!(ids_in(&b).len(), 1, "only the sponsor's own: {b}");
+    assert_eq!(
+        b["total"], 1,
+        "a count of one code leaves the hidden one out: {b}"
+    );
+    // a whole type's count is what the proxy may see, never the kept count of every Condition
+    let (_, all) = get_as(app, &sponsor, "Condition?_count=500").await;
+    let (_, b) = get_as(app, &sponsor, "Condition?_summary=count").await;
+    assert_eq!(
+        b["total"],
+        ids_in(&all).len(),
+        "the count of a type is what the proxy sees: {b}"
+    );
     // _revinclude and _include
     let (_, b) = get_as(
         app,
