@@ -704,28 +704,30 @@ pub fn typed_reference_pages_in_key_order(store: &dyn ResourceStore) {
     // a chain drives the page the same way: the observations of the patients named Alpha
     create(store, patient("pa", "Alpha"));
     create(store, patient("pb", "Beta"));
-    let mut chain = q(
-        "Observation",
-        vec![Predicate::Chain {
-            param: "subject".into(),
-            targets: vec![(
-                "Patient".into(),
-                vec![Filter::one(Predicate::String {
-                    param: "family".into(),
-                    value: "alpha".into(),
-                    mode: StringMode::Start,
-                })],
-            )],
-        }],
-    );
+    let mut chain = q("Observation", vec![alpha_patients("subject")]);
     chain.count = 2;
     // (og points at Group/pa, not at the patient)
     assert_eq!(walk(chain), ["o0", "o2", "o4", "o6", "o8"]);
 }
 
+/// The chain `param:Patient.family=alpha`.
+fn alpha_patients(param: &str) -> Predicate {
+    Predicate::Chain {
+        param: param.into(),
+        targets: vec![(
+            "Patient".into(),
+            vec![Filter::one(Predicate::String {
+                param: "family".into(),
+                value: "alpha".into(),
+                mode: StringMode::Start,
+            })],
+        )],
+    }
+}
+
 /// A chained search pages through matches that are dense in some stretches of the key order and sparse or
-/// absent in others (SQLite first walks a window of the type in key order and falls back to the full query
-/// when the window does not fill the page): every page holds the next matches, none is skipped or repeated,
+/// absent in others (both backends first walk a window of the type in key order and fall back to the full
+/// query when the window does not fill the page): every page holds the next matches, none is skipped or repeated,
 /// deleted resources never show.
 pub fn chained_pages_walk_and_fall_back(store: &dyn ResourceStore) {
     create(store, patient("pa", "Alpha"));
@@ -747,24 +749,13 @@ pub fn chained_pages_walk_and_fall_back(store: &dyn ResourceStore) {
     for gone in ["o0030", "o1302"] {
         delete(store, "Observation", gone);
     }
-    let chain = |param: &str| Predicate::Chain {
-        param: param.into(),
-        targets: vec![(
-            "Patient".into(),
-            vec![Filter::one(Predicate::String {
-                param: "family".into(),
-                value: "alpha".into(),
-                mode: StringMode::Start,
-            })],
-        )],
-    };
     let want: Vec<String> = (0..1500)
         .filter(|i| alpha(*i))
         .map(|i| format!("o{i:04}"))
         .filter(|id| id != "o0030" && id != "o1302")
         .collect();
     for count in [5, 1000] {
-        let mut query = q("Observation", vec![chain("subject")]);
+        let mut query = q("Observation", vec![alpha_patients("subject")]);
         query.count = count;
         query.total = true;
         let first = store.search(&query).unwrap();
@@ -772,7 +763,7 @@ pub fn chained_pages_walk_and_fall_back(store: &dyn ResourceStore) {
         assert_eq!(walk_pages(store, query), want, "pages of {count}");
     }
     // with a code checked on each candidate too: the patient's observations that are final
-    let mut query = q("Observation", vec![chain("subject")]);
+    let mut query = q("Observation", vec![alpha_patients("subject")]);
     query.filters.push(Filter::one(Predicate::Token {
         param: "status".into(),
         system: TokenSystem::Any,
@@ -784,7 +775,7 @@ pub fn chained_pages_walk_and_fall_back(store: &dyn ResourceStore) {
     // OR of two chains: the subject or a performer is Alpha
     let mut either = q("Observation", vec![]);
     either.filters.push(Filter {
-        any_of: vec![chain("subject"), chain("performer")],
+        any_of: vec![alpha_patients("subject"), alpha_patients("performer")],
     });
     either.count = 50;
     let want_either: Vec<String> = (0..1500)
