@@ -13,7 +13,7 @@ const COMPARTMENTS: &str = include_str!("../generated/compartments.json");
 /// The version of the extraction code: bump it whenever a change to [`crate::index`] or the FHIRPath
 /// evaluator changes which index rows a resource gets (a new value kind, a fixed function, a unit table), so
 /// that databases indexed before the change report themselves stale and `continuum reindex` rebuilds them.
-pub const INDEX_FORMAT: u32 = 6;
+pub const INDEX_FORMAT: u32 = 7;
 
 /// What the stored search-index rows depend on: the extraction code's version and the search-parameter
 /// definitions. Stored by the database after a complete reindex and compared at start.

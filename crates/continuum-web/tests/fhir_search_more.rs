@@ -1251,7 +1251,80 @@ async fn location_near(app: &TestApp) {
     assert!(listed);
 }
 
+/// A date parameter over a `string` choice (`CarePlan.activity.detail.scheduled[x]`): a string written as a
+/// FHIR dateTime is that date (the official example CarePlan/f001 schedules "2011-06-27T09:30:10+01:00",
+/// 08:30:10 UTC); free text is no date, so for the parameter it is missing.
+async fn dates_in_string_choices(app: &TestApp) {
+    let plan = |id: &str, detail: Value| {
+        json!({"resourceType": "CarePlan", "id": id, "status": "active", "intent": "plan",
+               "subject": {"reference": "Patient/p1"}, "activity": [{"detail": detail}]})
+    };
+    put(app, json!({"resourceType": "Patient", "id": "p1"})).await;
+    put(
+        app,
+        plan(
+            "cp1",
+            json!({"status": "completed", "scheduledString": "2011-06-27T09:30:10+01:00"}),
+        ),
+    )
+    .await;
+    put(
+        app,
+        plan(
+            "cp2",
+            json!({"status": "scheduled", "scheduledString": "every morning"}),
+        ),
+    )
+    .await;
+    put(app, plan("cp3", json!({"status": "scheduled", "scheduledPeriod": {"start": "2011-07-07", "end": "2011-07-08"}}))).await;
+    put(
+        app,
+        json!({"resourceType": "CarePlan", "id": "cp4", "status": "draft", "intent": "plan",
+                    "subject": {"reference": "Patient/p1"}}),
+    )
+    .await;
+    assert_eq!(
+        ids(app, "CarePlan?activity-date=2011-06-27").await,
+        v(&["cp1"])
+    );
+    assert_eq!(
+        ids(app, "CarePlan?activity-date=2011").await,
+        v(&["cp1", "cp3"])
+    );
+    assert_eq!(
+        ids(app, "CarePlan?activity-date=ge2011-07-01").await,
+        v(&["cp3"])
+    );
+    assert_eq!(
+        ids(app, "CarePlan?activity-date=lt2011-06-27T08:30:10Z").await,
+        v(&[])
+    );
+    assert_eq!(
+        ids(app, "CarePlan?activity-date=le2011-06-27T08:30:10Z").await,
+        v(&["cp1"])
+    );
+    assert_eq!(
+        ids(app, "CarePlan?activity-date:missing=false").await,
+        v(&["cp1", "cp3"])
+    );
+    assert_eq!(
+        ids(app, "CarePlan?activity-date:missing=true").await,
+        v(&["cp2", "cp4"])
+    );
+    let (s, b) = app
+        .get("CarePlan?_sort=activity-date&activity-date:missing=false")
+        .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(page_ids(&b), vec!["cp1".to_string(), "cp3".to_string()]);
+    let (s, b) = app
+        .get("CarePlan?_sort=-activity-date&activity-date:missing=false")
+        .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(page_ids(&b), vec!["cp3".to_string(), "cp1".to_string()]);
+}
+
 on_both_backends!(
+    dates_in_string_choices,
     location_near,
     id_not,
     molecular_sequence_coordinates,

@@ -162,7 +162,10 @@ fn convert_str(kind: SearchParamType, code: &str, s: &str, out: &mut Vec<IndexVa
                 url: Some(s.to_string()),
             });
         }
-        SearchParamType::Date if matches!(code, "date" | "dateTime" | "instant") => {
+        // A `string` choice on a date parameter (`CarePlan.activity.detail.scheduledString`,
+        // `Procedure.performedString`) is free text, but when it is written as a FHIR date or dateTime a user
+        // searching that date expects to find it; text that is not a date ("every morning") is left out.
+        SearchParamType::Date if matches!(code, "date" | "dateTime" | "instant" | "string") => {
             if let Some((low, high)) = date_range(s) {
                 out.push(IndexValue::Date { low, high });
             }

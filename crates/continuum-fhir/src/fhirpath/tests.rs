@@ -333,6 +333,45 @@ fn partial_dates_and_periods() {
 }
 
 #[test]
+fn dates_written_in_string_choices() {
+    // CarePlan-activity-date is `CarePlan.activity.detail.scheduled` (Timing | Period | string). The official
+    // example CarePlan/f001 writes its schedule as the string "2011-06-27T09:30:10+01:00": that instant,
+    // 2011-06-27T08:30:10Z = 1,309,163,410 s, to the second.
+    let plan = |scheduled: (&str, Value)| {
+        let mut detail = json!({"status": "completed"});
+        detail[scheduled.0] = scheduled.1;
+        json!({"resourceType": "CarePlan", "status": "completed", "intent": "plan",
+               "subject": {"reference": "Patient/p1"}, "activity": [{"detail": detail}]})
+    };
+    let t = 1_309_163_410 * SEC;
+    assert_eq!(
+        values(
+            &plan(("scheduledString", json!("2011-06-27T09:30:10+01:00"))),
+            "activity-date"
+        ),
+        vec![date(t, t + SEC - 1)]
+    );
+    // Free text is not a date.
+    assert!(values(
+        &plan(("scheduledString", json!("every morning"))),
+        "activity-date"
+    )
+    .is_empty());
+    assert!(values(
+        &plan(("scheduledString", json!("2011-02-30"))),
+        "activity-date"
+    )
+    .is_empty());
+    // Procedure.performed[x] (clinical-date `date`): "2019-04" is April 2019 (1,554,076,800 s .. 1,556,668,800 s).
+    let proc = json!({"resourceType": "Procedure", "status": "completed",
+                      "subject": {"reference": "Patient/p1"}, "performedString": "2019-04"});
+    assert_eq!(
+        values(&proc, "date"),
+        vec![date(1_554_076_800 * SEC, 1_556_668_800 * SEC - 1)]
+    );
+}
+
+#[test]
 fn choice_types_pick_the_variant_present() {
     let obs = json!({
         "resourceType": "Observation", "status": "final", "code": {"text": "smoking"},
