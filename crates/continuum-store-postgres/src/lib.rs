@@ -22,8 +22,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use continuum_store::{
-    from_micros, to_micros, Clock, HistoryPage, HistoryQuery, PoolStatus, ResourceStore, Result,
-    SearchPage, SearchQuery, StoreError, StoredResource, SystemClock, WriteTx,
+    from_micros, to_micros, Clock, HistoryPage, HistoryQuery, PoolStatus, Recount, ResourceStore,
+    Result, SearchPage, SearchQuery, StoreError, StoredResource, SystemClock, WriteTx,
 };
 use postgres::NoTls;
 use r2d2_postgres::PostgresConnectionManager;
@@ -231,6 +231,24 @@ impl ResourceStore for PostgresStore {
         // autovacuum gets there eventually; after a bulk load, plans should not wait for it
         let mut conn = self.conn()?;
         conn.client.batch_execute("ANALYZE").map_err(db_error)
+    }
+
+    fn recount(&self) -> Result<Recount> {
+        let mut conn = self.conn()?;
+        let mut tx = conn.client.transaction().map_err(db_error)?;
+        // Writers change the counts in the statement that changes the index, holding the tables' row locks
+        // until they commit. EXCLUSIVE waits for those and holds off new ones (reads go on), so the recount's
+        // statements see an index and counts that agree except where something else changed them.
+        tx.batch_execute("LOCK TABLE token_count, type_count IN EXCLUSIVE MODE")
+            .map_err(db_error)?;
+        let token_keys = tx
+            .execute(continuum_store::sql::RECOUNT_TOKENS, &[])
+            .map_err(db_error)?;
+        let types = tx
+            .execute(continuum_store::sql::RECOUNT_TYPES, &[])
+            .map_err(db_error)?;
+        tx.commit().map_err(db_error)?;
+        Ok(Recount { token_keys, types })
     }
 
     fn setting(&self, key: &str) -> Result<Option<String>> {

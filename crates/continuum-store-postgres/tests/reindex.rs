@@ -4,7 +4,9 @@
 
 use std::sync::Arc;
 
-use continuum_store::conformance::{reindex_rebuilds_lost_rows, RawIndex};
+use continuum_store::conformance::{
+    recount_sets_drifted_counts_right, reindex_rebuilds_lost_rows, RawIndex,
+};
 use continuum_store::sql::ALL_INDEX_TABLES;
 use continuum_store::SystemClock;
 use continuum_store_postgres::PostgresStore;
@@ -34,6 +36,14 @@ impl RawIndex for Raw {
             })
             .collect()
     }
+
+    fn execute(&mut self, sql: &str) {
+        self.0.batch_execute(sql).unwrap();
+    }
+
+    fn scalar(&mut self, sql: &str) -> i64 {
+        self.0.query_one(sql, &[]).unwrap().get(0)
+    }
 }
 
 #[test]
@@ -44,4 +54,14 @@ fn reindex_rebuilds_lost_rows_on_postgres() {
     let store = PostgresStore::open(&url, Arc::new(SystemClock)).unwrap();
     let client = Client::connect(&url, NoTls).unwrap();
     reindex_rebuilds_lost_rows(&store, &mut Raw(client));
+}
+
+#[test]
+fn recount_sets_drifted_counts_right_on_postgres() {
+    let Some(url) = continuum_testkit::pg::fresh_database_or_skip() else {
+        return;
+    };
+    let store = PostgresStore::open(&url, Arc::new(SystemClock)).unwrap();
+    let client = Client::connect(&url, NoTls).unwrap();
+    recount_sets_drifted_counts_right(&store, &mut Raw(client));
 }

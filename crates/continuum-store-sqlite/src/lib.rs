@@ -16,8 +16,9 @@ use std::sync::Arc;
 
 use continuum_store::sql::{self, Compiled, Dialect, SqlValue};
 use continuum_store::{
-    from_micros, Clock, Cursor, HistoryPage, HistoryQuery, Method, PoolStatus, ResourceStore,
-    Result, SearchPage, SearchQuery, SortKind, SortValue, StoreError, StoredResource, WriteTx,
+    from_micros, Clock, Cursor, HistoryPage, HistoryQuery, Method, PoolStatus, Recount,
+    ResourceStore, Result, SearchPage, SearchQuery, SortKind, SortValue, StoreError,
+    StoredResource, WriteTx,
 };
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{params_from_iter, Connection, OpenFlags, OptionalExtension, Row};
@@ -371,6 +372,22 @@ impl ResourceStore for SqliteStore {
             .map_err(backend)?;
         conn.execute_batch("PRAGMA analysis_limit = 1000; ANALYZE;")
             .map_err(backend)
+    }
+
+    fn recount(&self) -> Result<Recount> {
+        // On the writer, as one member of a batch: writes queue behind it instead of timing out on the lock,
+        // and every earlier member has already applied its count deltas.
+        let mut out = Recount::default();
+        self.writer.run(&mut |conn| {
+            out.token_keys = conn
+                .execute(continuum_store::sql::RECOUNT_TOKENS, [])
+                .map_err(backend)? as u64;
+            out.types = conn
+                .execute(continuum_store::sql::RECOUNT_TYPES, [])
+                .map_err(backend)? as u64;
+            Ok(())
+        })?;
+        Ok(out)
     }
 
     fn setting(&self, key: &str) -> Result<Option<String>> {

@@ -4,7 +4,9 @@
 
 use std::sync::Arc;
 
-use continuum_store::conformance::{reindex_rebuilds_lost_rows, RawIndex};
+use continuum_store::conformance::{
+    recount_sets_drifted_counts_right, reindex_rebuilds_lost_rows, RawIndex,
+};
 use continuum_store::sql::ALL_INDEX_TABLES;
 use continuum_store::SystemClock;
 use continuum_store_sqlite::SqliteStore;
@@ -35,6 +37,14 @@ impl RawIndex for Raw {
             })
             .collect()
     }
+
+    fn execute(&mut self, sql: &str) {
+        self.0.execute(sql, []).unwrap();
+    }
+
+    fn scalar(&mut self, sql: &str) -> i64 {
+        self.0.query_row(sql, [], |r| r.get(0)).unwrap()
+    }
 }
 
 #[test]
@@ -46,4 +56,15 @@ fn reindex_rebuilds_lost_rows_on_sqlite() {
     conn.busy_timeout(std::time::Duration::from_secs(10))
         .unwrap();
     reindex_rebuilds_lost_rows(&store, &mut Raw(conn));
+}
+
+#[test]
+fn recount_sets_drifted_counts_right_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("test.db");
+    let store = SqliteStore::open(&path, Arc::new(SystemClock)).unwrap();
+    let conn = Connection::open(&path).unwrap();
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .unwrap();
+    recount_sets_drifted_counts_right(&store, &mut Raw(conn));
 }

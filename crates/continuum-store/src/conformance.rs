@@ -1344,6 +1344,10 @@ pub trait RawIndex {
     fn drop_all_rows(&mut self);
     /// Rows per index table, in [`crate::sql::ALL_INDEX_TABLES`] order.
     fn row_counts(&mut self) -> Vec<i64>;
+    /// Run one statement behind the store's back (what a hand edit of the database does).
+    fn execute(&mut self, sql: &str);
+    /// The first column of the one row `sql` returns.
+    fn scalar(&mut self, sql: &str) -> i64;
 }
 
 fn reindex_all(store: &dyn ResourceStore, batch: usize) -> usize {
@@ -1448,4 +1452,70 @@ pub fn reindex_rebuilds_lost_rows(store: &dyn ResourceStore, raw: &mut dyn RawIn
     assert_eq!(reindex_all(store, 7), live);
     assert_eq!(raw.row_counts(), before, "every row is back, once");
     assert_eq!(heart_rate(), Some(n));
+}
+
+/// `continuum reindex --recount`: counts changed behind the store's back (a hand edit, a partial restore) are
+/// found and set right, and nothing else is touched; on an intact database it finds nothing.
+pub fn recount_sets_drifted_counts_right(store: &dyn ResourceStore, raw: &mut dyn RawIndex) {
+    let n = 12u64;
+    for i in 0..3 {
+        create(store, patient(&format!("p{i}"), &format!("Recount{i}")));
+    }
+    for i in 0..n {
+        create(store, observation(&format!("o{i}"), &format!("p{}", i % 3)));
+    }
+    let total = |query: SearchQuery| {
+        let mut query = query;
+        query.total = true;
+        query.count = 0;
+        store.search(&query).unwrap().total.unwrap()
+    };
+    let heart_rate = || {
+        total(q(
+            "Observation",
+            vec![Predicate::Token {
+                param: "code".into(),
+                system: TokenSystem::Is("http://loinc.org".into()),
+                code: "8867-4".into(),
+                negate: false,
+            }],
+        ))
+    };
+    let of_type = |ty: &str| total(q(ty, vec![]));
+    let right = || (heart_rate(), of_type("Observation"), of_type("Patient"));
+    assert_eq!(right(), (n, n, 3));
+    assert_eq!(store.recount().unwrap(), crate::Recount::default());
+
+    let keys = raw
+        .scalar("SELECT COUNT(*) FROM (SELECT DISTINCT pid, kind, hash FROM token_count) k")
+        as u64;
+    assert!(
+        keys > 4,
+        "patients and observations carry several tokens: {keys}"
+    );
+    raw.execute("UPDATE token_count SET n = n + 5");
+    raw.execute("UPDATE type_count SET n = n - 1 WHERE type = 'Observation'");
+    raw.execute("DELETE FROM type_count WHERE type = 'Patient'");
+    let (hr, obs, pats) = right();
+    assert!(
+        hr != n && obs != n && pats == 0,
+        "the edit shows: {:?}",
+        (hr, obs, pats)
+    );
+
+    assert_eq!(
+        store.recount().unwrap(),
+        crate::Recount {
+            token_keys: keys,
+            types: 2
+        }
+    );
+    assert_eq!(right(), (n, n, 3));
+    assert_eq!(store.recount().unwrap(), crate::Recount::default());
+    // and the writes that follow keep them exact
+    store
+        .write(&mut |tx: &mut dyn WriteTx| tx.delete("Observation", "o0", Expect::Any).map(|_| ()))
+        .unwrap();
+    assert_eq!(right(), (n - 1, n - 1, 3));
+    assert_eq!(store.recount().unwrap(), crate::Recount::default());
 }

@@ -103,6 +103,15 @@ pub struct ReindexStep {
     pub resources: usize,
 }
 
+/// What [`ResourceStore::recount`] corrected: keys whose kept count differed from the index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Recount {
+    /// `token_count` keys (pid, kind, hash) set right.
+    pub token_keys: u64,
+    /// `type_count` types set right.
+    pub types: u64,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct PoolStatus {
     pub connections: u32,
@@ -210,6 +219,10 @@ pub trait ResourceStore: Send + Sync {
     /// Refresh the query planner's statistics. Run after bulk loads (seed, import, reindex): without them
     /// SQLite plans every search from the resource-type index and scans a whole type.
     fn analyze(&self) -> Result<()>;
+    /// Check the kept counts (`token_count`, `type_count`) against the index and the resources, and set
+    /// right any that differ (`continuum reindex --recount`). Every write keeps them exact, so this finds
+    /// nothing unless the database was changed by hand; writes wait while it runs.
+    fn recount(&self) -> Result<Recount>;
     /// A store-wide setting (see [`WriteTx::set_setting`]).
     fn setting(&self, key: &str) -> Result<Option<String>>;
     /// Live (not deleted) resources whose store key is greater than `after`: the work left for a reindex.

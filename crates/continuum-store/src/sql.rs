@@ -1646,6 +1646,26 @@ pub fn count_deltas(old: &BTreeSet<CountKey>, new: &BTreeSet<CountKey>) -> Vec<(
     deltas
 }
 
+/// `continuum reindex --recount`, part 1: add to shard 0 of every `token_count` key the difference between the
+/// distinct live resources its index rows name and the kept count (the DEVELOPERS.md check, applied). The
+/// number of rows it writes is the number of keys that were wrong. The outer `WHERE true` keeps SQLite from
+/// reading `ON CONFLICT` as a join constraint.
+pub const RECOUNT_TOKENS: &str = "INSERT INTO token_count (pid, kind, hash, shard, n) \
+     SELECT pid, kind, hash, 0, d FROM (SELECT pid, kind, hash, -SUM(n) AS d FROM ( \
+       SELECT pid, kind, hash, n FROM token_count \
+       UNION ALL SELECT pid, 0, sys_code_hash, -COUNT(DISTINCT res_pk) FROM idx_token GROUP BY pid, sys_code_hash \
+       UNION ALL SELECT pid, 1, code_hash, -COUNT(DISTINCT res_pk) FROM idx_token GROUP BY pid, code_hash \
+     ) c GROUP BY pid, kind, hash HAVING SUM(n) <> 0) w WHERE true \
+     ON CONFLICT (pid, kind, hash, shard) DO UPDATE SET n = token_count.n + excluded.n";
+
+/// `continuum reindex --recount`, part 2: the same for `type_count` against the live resources.
+pub const RECOUNT_TYPES: &str = "INSERT INTO type_count (type, shard, n) \
+     SELECT type, 0, d FROM (SELECT type, -SUM(n) AS d FROM ( \
+       SELECT type, n FROM type_count \
+       UNION ALL SELECT type, -COUNT(*) FROM resource WHERE deleted = 0 GROUP BY type \
+     ) c GROUP BY type HAVING SUM(n) <> 0) w WHERE true \
+     ON CONFLICT (type, shard) DO UPDATE SET n = type_count.n + excluded.n";
+
 /// The count query for `_total`.
 pub fn compile_count(dialect: Dialect, q: &SearchQuery) -> Result<Compiled> {
     let mut b = Builder::new(dialect);

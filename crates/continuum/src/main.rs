@@ -83,6 +83,10 @@ enum Command {
         /// Rebuild even if the index is current.
         #[arg(long, conflicts_with = "status")]
         force: bool,
+        /// Only check the kept counts (of each code, of each type) against the index and set right any that
+        /// differ; writes wait while it runs.
+        #[arg(long, conflicts_with_all = ["status", "force"])]
+        recount: bool,
     },
     /// Load FHIR Bundles (transaction, batch, collection), NDJSON files or folders of them.
     Import {
@@ -310,8 +314,12 @@ fn main() -> Result<()> {
             batch,
             status,
             force,
+            recount,
         } => {
             let store = open_store(&cli.database)?;
+            if recount {
+                return reindex::recount(store.as_ref());
+            }
             reindex::run(store.as_ref(), batch, status, force)?;
             if !status {
                 finish_bulk(store.as_ref(), "continuum reindex", "search index")?;

@@ -132,6 +132,9 @@ fn reindex_round_trip(database: &str) {
     assert!(out.contains("the search index is current"), "{out}");
     assert!(continuum(database, &["reindex", "--status"]).contains("the search index is current"));
     assert_eq!(answers(database), answers_before);
+
+    let out = continuum(database, &["reindex", "--recount"]);
+    assert!(out.contains("every count is exact"), "{out}");
 }
 
 #[test]
