@@ -8,6 +8,7 @@ use std::collections::HashMap;
 
 use continuum_store::StoreError;
 use postgres::error::SqlState;
+use postgres::types::Type;
 use postgres::{Client, NoTls, Statement};
 use r2d2::ManageConnection;
 use r2d2_postgres::PostgresConnectionManager;
@@ -17,7 +18,14 @@ pub(crate) struct Conn {
     pub client: Client,
     /// Keyed by SQL text; only the adapter's fixed statements are cached, so the map stays small.
     statements: HashMap<String, Statement>,
+    /// Search and history statements, keyed by SQL text and parameter types; bounded by [`SEARCH_STATEMENTS`].
+    searches: HashMap<(String, Vec<Type>), Statement>,
 }
+
+/// Search shapes kept prepared per connection. A shape is the SQL of one combination of parameters,
+/// modifiers and list lengths, so an application's steady traffic uses a few dozen; past the bound the map is
+/// emptied and fills again (the statements are closed on the server as they drop).
+const SEARCH_STATEMENTS: usize = 256;
 
 impl Conn {
     /// The prepared form of one of the adapter's fixed statements.
@@ -27,6 +35,24 @@ impl Conn {
         }
         let s = self.client.prepare(sql)?;
         self.statements.insert(sql.to_string(), s.clone());
+        Ok(s)
+    }
+
+    /// The prepared form of a compiled search (or history) statement with these parameter types.
+    pub fn prepared_search(
+        &mut self,
+        sql: &str,
+        types: &[Type],
+    ) -> Result<Statement, postgres::Error> {
+        let key = (sql.to_string(), types.to_vec());
+        if let Some(s) = self.searches.get(&key) {
+            return Ok(s.clone());
+        }
+        let s = self.client.prepare_typed(sql, types)?;
+        if self.searches.len() >= SEARCH_STATEMENTS {
+            self.searches.clear();
+        }
+        self.searches.insert(key, s.clone());
         Ok(s)
     }
 }
@@ -43,6 +69,7 @@ impl ManageConnection for Manager {
         Ok(Conn {
             client: self.0.connect()?,
             statements: HashMap::new(),
+            searches: HashMap::new(),
         })
     }
 

@@ -88,6 +88,14 @@ fn typed_params(values: &[SqlValue]) -> Vec<(Box<dyn ToSql + Sync>, Type)> {
 
 fn run(conn: &mut Conn, compiled: &sql::Compiled) -> Result<Vec<Row>> {
     let owned = typed_params(&compiled.params);
+    if compiled.plan_once {
+        let types: Vec<Type> = owned.iter().map(|(_, t)| t.clone()).collect();
+        let stmt = conn
+            .prepared_search(&sql::numbered_placeholders(&compiled.sql), &types)
+            .map_err(db_error)?;
+        let params: Vec<&(dyn ToSql + Sync)> = owned.iter().map(|(v, _)| v.as_ref()).collect();
+        return conn.client.query(&stmt, &params).map_err(db_error);
+    }
     let params: Vec<(&(dyn ToSql + Sync), Type)> =
         owned.iter().map(|(v, t)| (v.as_ref(), t.clone())).collect();
     conn.client
@@ -216,8 +224,12 @@ fn explain_into(conn: &mut Conn, compiled: &sql::Compiled, out: &mut String) -> 
     let plan = sql::Compiled {
         sql: format!("EXPLAIN {}", compiled.sql),
         params: compiled.params.clone(),
+        plan_once: false,
     };
     let rows = run(conn, &plan)?;
+    if compiled.plan_once {
+        out.push_str("-- prepared once per connection (PostgreSQL may keep a generic plan after five calls):\n");
+    }
     out.push_str(&sql::numbered_placeholders(&compiled.sql));
     out.push('\n');
     for row in rows {

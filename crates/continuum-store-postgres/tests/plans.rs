@@ -31,3 +31,106 @@ fn a_chained_page_walks_in_key_order_against_a_hashed_set() {
     );
     check_chain_walk_page(&store, &query);
 }
+
+/// A search bounded to one patient's record is prepared once per connection, and PostgreSQL may switch it to a
+/// generic plan after five calls: the answers stay exact for patients of very different sizes, called again
+/// and again on one connection. A clinic's search is planned with its values every time.
+#[test]
+fn patient_searches_are_prepared_once_and_stay_exact() {
+    use continuum_store::search::{
+        Filter, IndexTable, Predicate, SearchQuery, SortBy, SortKey, TokenSystem,
+    };
+    use continuum_store::{Expect, WriteTx};
+    use serde_json::json;
+
+    let Some(url) = continuum_testkit::pg::fresh_database_or_skip() else {
+        return;
+    };
+    let store = PostgresStore::open(&url, Arc::new(SystemClock)).unwrap();
+    // patient k has 3k heart rates (one a day from 2024-01-01) and k temperatures
+    let sizes = [0usize, 1, 2, 5, 13, 40];
+    store
+        .write(&mut |tx: &mut dyn WriteTx| {
+            for (k, n) in sizes.iter().enumerate() {
+                tx.put(
+                    &mut json!({"resourceType": "Patient", "id": format!("p{k}")}),
+                    Expect::Absent,
+                )?;
+                for i in 0..3 * n + n {
+                    let code = if i < 3 * n { "8867-4" } else { "8310-5" };
+                    tx.put(
+                        &mut json!({"resourceType": "Observation", "id": format!("o{k}-{i}"),
+                            "status": "final",
+                            "code": {"coding": [{"system": "http://loinc.org", "code": code}]},
+                            "subject": {"reference": format!("Patient/p{k}")},
+                            "effectiveDateTime": format!("2024-01-{:02}", 1 + i % 28)}),
+                        Expect::Absent,
+                    )?;
+                }
+            }
+            Ok(())
+        })
+        .unwrap();
+    let latest = |k: usize| SearchQuery {
+        resource_type: Some("Observation".into()),
+        filters: vec![
+            Filter::one(Predicate::Reference {
+                param: "patient".into(),
+                target_type: None,
+                target_id: format!("p{k}"),
+            }),
+            Filter::one(Predicate::Token {
+                param: "code".into(),
+                system: TokenSystem::Is("http://loinc.org".into()),
+                code: "8867-4".into(),
+                negate: false,
+            }),
+        ],
+        count: 5,
+        sort: vec![SortKey {
+            by: SortBy::Param {
+                param: "date".into(),
+                table: IndexTable::Date,
+            },
+            descending: true,
+        }],
+        total: true,
+        ..Default::default()
+    };
+    assert!(store
+        .explain(&latest(1))
+        .unwrap()
+        .contains("prepared once per connection"));
+    for round in 0..4 {
+        for (k, n) in sizes.iter().enumerate() {
+            let page = store.search(&latest(k)).unwrap();
+            assert_eq!(page.total, Some(3 * *n as u64), "round {round}, p{k}");
+            // the latest dates first: day 1 + i % 28 for i < 3n
+            let mut days: Vec<usize> = (0..3 * n).map(|i| 1 + i % 28).collect();
+            days.sort_unstable_by(|a, b| b.cmp(a));
+            let got: Vec<usize> = page
+                .matches
+                .iter()
+                .map(|m| {
+                    let i: usize = m.id.rsplit('-').next().unwrap().parse().unwrap();
+                    1 + i % 28
+                })
+                .collect();
+            assert_eq!(got, days[..days.len().min(5)], "round {round}, p{k}");
+        }
+    }
+    let clinic = SearchQuery {
+        resource_type: Some("Observation".into()),
+        filters: vec![Filter::one(Predicate::Reference {
+            param: "performer".into(),
+            target_type: Some("Organization".into()),
+            target_id: "c1".into(),
+        })],
+        count: 5,
+        ..Default::default()
+    };
+    assert!(!store
+        .explain(&clinic)
+        .unwrap()
+        .contains("prepared once per connection"));
+}

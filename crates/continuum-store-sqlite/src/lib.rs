@@ -225,7 +225,7 @@ fn page_rows(
     q: &SearchQuery,
     compiled: &Compiled,
 ) -> Result<(Vec<StoredResource>, Option<Cursor>)> {
-    let Compiled { sql, params } = compiled;
+    let Compiled { sql, params, .. } = compiled;
     let mut stmt = conn.prepare_cached(sql).map_err(backend)?;
     let sort_count = q.sort.len();
     let rows = stmt
@@ -263,7 +263,7 @@ fn page_rows(
 
 /// The number of matches of `q` (`_total`, `_summary=count`).
 fn count(conn: &Connection, q: &SearchQuery) -> Result<u64> {
-    let Compiled { sql, params } = sql::compile_count(Dialect::Sqlite, q)?;
+    let Compiled { sql, params, .. } = sql::compile_count(Dialect::Sqlite, q)?;
     let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
     let n: i64 = stmt
         .query_row(params_from_iter(bind(&params)), |r| r.get(0))
@@ -309,7 +309,7 @@ impl ResourceStore for SqliteStore {
 
     fn history(&self, q: &HistoryQuery) -> Result<HistoryPage> {
         let conn = self.reader()?;
-        let Compiled { sql, params } = sql::compile_history(Dialect::Sqlite, q);
+        let Compiled { sql, params, .. } = sql::compile_history(Dialect::Sqlite, q);
         let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
         let rows = stmt
             .query_map(params_from_iter(bind(&params)), row_to_resource)
@@ -328,7 +328,7 @@ impl ResourceStore for SqliteStore {
         }
         let total = if q.total {
             drop(stmt);
-            let Compiled { sql, params } = sql::compile_history_count(Dialect::Sqlite, q);
+            let Compiled { sql, params, .. } = sql::compile_history_count(Dialect::Sqlite, q);
             let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
             let n: i64 = stmt
                 .query_row(params_from_iter(bind(&params)), |r| r.get(0))
@@ -480,7 +480,7 @@ fn pair_audit_file(
 
 /// One query's SQL and SQLite plan, appended to `out` (what `continuum explain` prints).
 fn explain_into(conn: &Connection, compiled: &Compiled, out: &mut String) -> Result<()> {
-    let Compiled { sql, params } = compiled;
+    let Compiled { sql, params, .. } = compiled;
     let mut stmt = conn
         .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
         .map_err(backend)?;
