@@ -398,6 +398,10 @@ def queries_for(kind, name, value):
             (f"{name}={text}", lambda vs, lo=lo, hi=hi: any(x is not None and lo <= x < hi for x in vs)),
             (f"{name}=gt{text}", lambda vs, v=value: any(x is not None and x > v for x in vs)),
             (f"{name}=le{text}", lambda vs, v=value: any(x is not None and x <= v for x in vs)),
+            (f"{name}=lt{text}", lambda vs, v=value: any(x is not None and x < v for x in vs)),
+            (f"{name}=ge{text}", lambda vs, v=value: any(x is not None and x >= v for x in vs)),
+            # ne: some value outside the search value's implicit range
+            (f"{name}=ne{text}", lambda vs, lo=lo, hi=hi: any(x is not None and not (lo <= x < hi) for x in vs)),
         ]
     if kind == "quantity":
         v, system, code, unit = value
@@ -405,8 +409,17 @@ def queries_for(kind, name, value):
             return []
         text = format(v, "f")
         lo, hi = implicit_range(text)
-        return [(f"{name}={text}|{q(system, safe='')}|{q(code, safe='')}",
-                 lambda vs, lo=lo, hi=hi, s=system, c=code: any(x[0] is not None and x[1] == s and x[2] == c and lo <= x[0] < hi for x in vs))]
+        same = lambda x, s=system, c=code: x[0] is not None and x[1] == s and x[2] == c
+        sc = f"{q(system, safe='')}|{q(code, safe='')}"
+        return [
+            (f"{name}={text}|{sc}", lambda vs, lo=lo, hi=hi: any(same(x) and lo <= x[0] < hi for x in vs)),
+            (f"{name}=gt{text}|{sc}", lambda vs, v=v: any(same(x) and x[0] > v for x in vs)),
+            (f"{name}=lt{text}|{sc}", lambda vs, v=v: any(same(x) and x[0] < v for x in vs)),
+            (f"{name}=ge{text}|{sc}", lambda vs, v=v: any(same(x) and x[0] >= v for x in vs)),
+            (f"{name}=le{text}|{sc}", lambda vs, v=v: any(same(x) and x[0] <= v for x in vs)),
+            # a code without a system: any system with that code (R4 `number||code`)
+            (f"{name}={text}||{q(code, safe='')}", lambda vs, lo=lo, hi=hi, c=code: any(x[0] is not None and x[2] == c and lo <= x[0] < hi for x in vs)),
+        ]
     return []
 
 
