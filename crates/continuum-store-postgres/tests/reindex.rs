@@ -46,22 +46,24 @@ impl RawIndex for Raw {
     }
 }
 
-#[test]
-fn reindex_rebuilds_lost_rows_on_postgres() {
-    let Some(url) = continuum_testkit::pg::fresh_database_or_skip() else {
-        return;
-    };
+/// A store on a fresh database and a raw connection to it; `None` when PostgreSQL is not available.
+fn fixture() -> Option<(PostgresStore, Raw)> {
+    let url = continuum_testkit::pg::fresh_database_or_skip()?;
     let store = PostgresStore::open(&url, Arc::new(SystemClock)).unwrap();
     let client = Client::connect(&url, NoTls).unwrap();
-    reindex_rebuilds_lost_rows(&store, &mut Raw(client));
+    Some((store, Raw(client)))
+}
+
+#[test]
+fn reindex_rebuilds_lost_rows_on_postgres() {
+    if let Some((store, mut raw)) = fixture() {
+        reindex_rebuilds_lost_rows(&store, &mut raw);
+    }
 }
 
 #[test]
 fn recount_sets_drifted_counts_right_on_postgres() {
-    let Some(url) = continuum_testkit::pg::fresh_database_or_skip() else {
-        return;
-    };
-    let store = PostgresStore::open(&url, Arc::new(SystemClock)).unwrap();
-    let client = Client::connect(&url, NoTls).unwrap();
-    recount_sets_drifted_counts_right(&store, &mut Raw(client));
+    if let Some((store, mut raw)) = fixture() {
+        recount_sets_drifted_counts_right(&store, &mut raw);
+    }
 }

@@ -47,24 +47,25 @@ impl RawIndex for Raw {
     }
 }
 
-#[test]
-fn reindex_rebuilds_lost_rows_on_sqlite() {
+/// A store on a new file and a raw connection to the same file.
+fn fixture() -> (tempfile::TempDir, SqliteStore, Raw) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("test.db");
     let store = SqliteStore::open(&path, Arc::new(SystemClock)).unwrap();
     let conn = Connection::open(&path).unwrap();
     conn.busy_timeout(std::time::Duration::from_secs(10))
         .unwrap();
-    reindex_rebuilds_lost_rows(&store, &mut Raw(conn));
+    (dir, store, Raw(conn))
+}
+
+#[test]
+fn reindex_rebuilds_lost_rows_on_sqlite() {
+    let (_dir, store, mut raw) = fixture();
+    reindex_rebuilds_lost_rows(&store, &mut raw);
 }
 
 #[test]
 fn recount_sets_drifted_counts_right_on_sqlite() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("test.db");
-    let store = SqliteStore::open(&path, Arc::new(SystemClock)).unwrap();
-    let conn = Connection::open(&path).unwrap();
-    conn.busy_timeout(std::time::Duration::from_secs(10))
-        .unwrap();
-    recount_sets_drifted_counts_right(&store, &mut Raw(conn));
+    let (_dir, store, mut raw) = fixture();
+    recount_sets_drifted_counts_right(&store, &mut raw);
 }

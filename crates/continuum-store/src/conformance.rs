@@ -83,6 +83,16 @@ fn observation(id: &str, patient: &str) -> Value {
            "valueQuantity": {"value": 72, "unit": "/min", "system": "http://unitsofmeasure.org", "code": "/min"}})
 }
 
+/// `code=http://loinc.org|8867-4`: the code of [`observation`].
+fn heart_rate_code() -> Predicate {
+    Predicate::Token {
+        param: "code".into(),
+        system: TokenSystem::Is("http://loinc.org".into()),
+        code: "8867-4".into(),
+        negate: false,
+    }
+}
+
 fn ids(page: &crate::SearchPage) -> Vec<String> {
     page.matches.iter().map(|m| m.id.clone()).collect()
 }
@@ -1406,15 +1416,7 @@ pub fn reindex_rebuilds_lost_rows(store: &dyn ResourceStore, raw: &mut dyn RawIn
         "every index table has rows: {before:?}"
     );
     let heart_rate = || {
-        let mut query = q(
-            "Observation",
-            vec![Predicate::Token {
-                param: "code".into(),
-                system: TokenSystem::Is("http://loinc.org".into()),
-                code: "8867-4".into(),
-                negate: false,
-            }],
-        );
+        let mut query = q("Observation", vec![heart_rate_code()]);
         query.count = 1000;
         query.total = true;
         store.search(&query).unwrap().total
@@ -1470,17 +1472,7 @@ pub fn recount_sets_drifted_counts_right(store: &dyn ResourceStore, raw: &mut dy
         query.count = 0;
         store.search(&query).unwrap().total.unwrap()
     };
-    let heart_rate = || {
-        total(q(
-            "Observation",
-            vec![Predicate::Token {
-                param: "code".into(),
-                system: TokenSystem::Is("http://loinc.org".into()),
-                code: "8867-4".into(),
-                negate: false,
-            }],
-        ))
-    };
+    let heart_rate = || total(q("Observation", vec![heart_rate_code()]));
     let of_type = |ty: &str| total(q(ty, vec![]));
     let right = || (heart_rate(), of_type("Observation"), of_type("Patient"));
     assert_eq!(right(), (n, n, 3));
