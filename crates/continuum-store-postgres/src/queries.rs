@@ -80,6 +80,7 @@ fn typed_params(values: &[SqlValue]) -> Vec<(Box<dyn ToSql + Sync>, Type)> {
                 SqlValue::Int(i) => (Box::new(*i), Type::INT8),
                 SqlValue::Real(f) => (Box::new(*f), Type::FLOAT8),
                 SqlValue::Text(s) => (Box::new(s.clone()), Type::TEXT),
+                SqlValue::TextList(l) => (Box::new(l.clone()), Type::TEXT_ARRAY),
                 SqlValue::Null => (Box::new(None::<String>), Type::TEXT),
             }
         })

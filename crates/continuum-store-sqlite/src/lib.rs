@@ -166,6 +166,8 @@ fn to_sql(v: &SqlValue) -> rusqlite::types::Value {
         SqlValue::Int(i) => V::Integer(*i),
         SqlValue::Real(f) => V::Real(*f),
         SqlValue::Text(s) => V::Text(s.clone()),
+        // written for PostgreSQL only (`= ANY(?)`, which SQLite would refuse to prepare anyway)
+        SqlValue::TextList(_) => V::Null,
         SqlValue::Null => V::Null,
     }
 }

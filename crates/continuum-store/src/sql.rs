@@ -25,6 +25,9 @@ pub enum SqlValue {
     Int(i64),
     Real(f64),
     Text(String),
+    /// A list of strings, bound as one `text[]` on PostgreSQL (`r.id = ANY(?)`); the compiler writes it for
+    /// that dialect only.
+    TextList(Vec<String>),
     Null,
 }
 
@@ -462,6 +465,24 @@ fn filters_sql_but(
         if f.any_of.is_empty() || skip == Some(n) || windows.iter().any(|w| w.filters.contains(&n))
         {
             continue;
+        }
+        // A list of ids (`_id=a,b,c`, the targets of an `_include`) is one array on PostgreSQL: one index
+        // scan, and one statement shape whatever the list's length (the `OR` form planned every id apart).
+        if let (Dialect::Postgres, [_, _, ..]) = (b.dialect, f.any_of.as_slice()) {
+            let ids: Option<Vec<String>> = f
+                .any_of
+                .iter()
+                .map(|p| match p {
+                    Predicate::Id(id) => Some(id.clone()),
+                    _ => None,
+                })
+                .collect();
+            if let Some(ids) = ids {
+                b.push(&format!(" AND {alias}.id = ANY("));
+                b.bind(SqlValue::TextList(ids));
+                b.push(")");
+                continue;
+            }
         }
         b.push(" AND (");
         for (i, p) in f.any_of.iter().enumerate() {
@@ -1847,6 +1868,39 @@ pub fn numbered_placeholders(sql: &str) -> String {
 mod tests {
     use super::*;
     use crate::search::Filter;
+
+    #[test]
+    fn a_list_of_ids_is_one_array_on_postgresql() {
+        let q = |ids: &[&str]| SearchQuery {
+            resource_type: Some("Observation".into()),
+            filters: vec![Filter {
+                any_of: ids.iter().map(|id| Predicate::Id((*id).into())).collect(),
+            }],
+            count: 10,
+            ..Default::default()
+        };
+        let three = compile_search(Dialect::Postgres, &q(&["a", "b", "c"]))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let five = compile_search(Dialect::Postgres, &q(&["a", "b", "c", "d", "e"]))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(three.sql.contains("r.id = ANY(?)"), "{}", three.sql);
+        assert_eq!(three.sql, five.sql, "one shape whatever the length");
+        assert!(three.params.contains(&SqlValue::TextList(vec![
+            "a".into(),
+            "b".into(),
+            "c".into()
+        ])));
+        // one id, and SQLite, keep the plain form
+        let one = compile_search(Dialect::Postgres, &q(&["a"])).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!one.sql.contains("ANY"), "{}", one.sql);
+        let lite =
+            compile_search(Dialect::Sqlite, &q(&["a", "b", "c"])).unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            !lite.sql.contains("ANY") && lite.sql.contains(" OR "),
+            "{}",
+            lite.sql
+        );
+    }
 
     #[test]
     fn only_searches_bounded_to_one_record_are_planned_once() {
