@@ -18,13 +18,14 @@ pub(crate) struct Conn {
     pub client: Client,
     /// Keyed by SQL text; only the adapter's fixed statements are cached, so the map stays small.
     statements: HashMap<String, Statement>,
-    /// Search and history statements, keyed by SQL text and parameter types; bounded by [`SEARCH_STATEMENTS`].
+    /// Searches planned once (`sql::plan_once`), keyed by SQL text and parameter types; bounded by
+    /// [`SEARCH_STATEMENTS`].
     searches: HashMap<(String, Vec<Type>), Statement>,
 }
 
-/// Search shapes kept prepared per connection. A shape is the SQL of one combination of parameters,
-/// modifiers and list lengths, so an application's steady traffic uses a few dozen; past the bound the map is
-/// emptied and fills again (the statements are closed on the server as they drop).
+/// Search shapes kept prepared per connection. A shape is the SQL of one combination of parameters, modifiers
+/// and `OR` lengths (a list of ids is one array), so an application's steady traffic uses a few dozen; past the
+/// bound the map is emptied and fills again (the statements are closed on the server as they drop).
 const SEARCH_STATEMENTS: usize = 256;
 
 impl Conn {
@@ -38,7 +39,7 @@ impl Conn {
         Ok(s)
     }
 
-    /// The prepared form of a compiled search (or history) statement with these parameter types.
+    /// The prepared form of a compiled search statement with these parameter types.
     pub fn prepared_search(
         &mut self,
         sql: &str,
