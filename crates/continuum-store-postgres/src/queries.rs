@@ -233,10 +233,63 @@ fn explain_into(conn: &mut Conn, compiled: &sql::Compiled, out: &mut String) -> 
     }
     out.push_str(&sql::numbered_placeholders(&compiled.sql));
     out.push('\n');
+    push_lines(&rows, out)?;
+    if compiled.plan_once {
+        out.push_str("-- the generic plan it may keep instead:\n");
+        let generic = generic_plan(conn, compiled);
+        // whatever happened, the pooled connection goes back to planning as usual. (Not `DEALLOCATE ALL`:
+        // that would drop the connection's cached protocol-level statements too.)
+        let reset = conn
+            .client
+            .batch_execute("RESET plan_cache_mode")
+            .map_err(db_error);
+        let dropped = conn
+            .client
+            .batch_execute("DEALLOCATE continuum_explain")
+            .map_err(db_error);
+        push_lines(&generic?, out)?;
+        reset?;
+        dropped?;
+    }
+    Ok(())
+}
+
+fn push_lines(rows: &[Row], out: &mut String) -> Result<()> {
     for row in rows {
         let line: String = row.try_get(0).map_err(db_error)?;
         out.push_str(&line);
         out.push('\n');
     }
     Ok(())
+}
+
+/// The generic plan of a statement planned once: PostgreSQL 15 has no `EXPLAIN (GENERIC_PLAN)`, so the
+/// statement is prepared under `plan_cache_mode = force_generic_plan` and explained through `EXECUTE`.
+fn generic_plan(conn: &mut Conn, compiled: &sql::Compiled) -> Result<Vec<Row>> {
+    let owned = typed_params(&compiled.params);
+    let types: Vec<&str> = owned
+        .iter()
+        .map(|(_, t)| match *t {
+            Type::INT8 => "int8",
+            Type::FLOAT8 => "float8",
+            Type::TEXT_ARRAY => "text[]",
+            _ => "text",
+        })
+        .collect();
+    conn.client
+        .batch_execute(&format!(
+            "SET plan_cache_mode = force_generic_plan; PREPARE continuum_explain ({}) AS {}",
+            types.join(", "),
+            sql::numbered_placeholders(&compiled.sql)
+        ))
+        .map_err(db_error)?;
+    // A generic plan does not depend on the values, and `EXECUTE` under `EXPLAIN` takes no bound
+    // parameters: typed NULLs stand in for them, so no value is written into SQL.
+    let args: Vec<String> = types.iter().map(|t| format!("NULL::{t}")).collect();
+    conn.client
+        .query(
+            &format!("EXPLAIN EXECUTE continuum_explain({})", args.join(", ")),
+            &[],
+        )
+        .map_err(db_error)
 }

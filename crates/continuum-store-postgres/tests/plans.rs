@@ -97,10 +97,15 @@ fn patient_searches_are_prepared_once_and_stay_exact() {
         total: true,
         ..Default::default()
     };
-    assert!(store
-        .explain(&latest(1))
-        .unwrap()
-        .contains("prepared once per connection"));
+    let plan = store.explain(&latest(1)).unwrap();
+    assert!(plan.contains("prepared once per connection"), "{plan}");
+    // the generic plan is shown too: its conditions compare with parameters, not values
+    let generic = plan
+        .split("-- the generic plan it may keep instead:")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{plan}"));
+    assert!(generic.contains("$1") || generic.contains("$2"), "{plan}");
+    assert!(!generic.contains("'p1'"), "{plan}");
     for round in 0..4 {
         for (k, n) in sizes.iter().enumerate() {
             let page = store.search(&latest(k)).unwrap();
@@ -119,6 +124,9 @@ fn patient_searches_are_prepared_once_and_stay_exact() {
             assert_eq!(got, days[..days.len().min(5)], "round {round}, p{k}");
         }
     }
+    // explaining again leaves the connection's prepared searches and planning as they were
+    store.explain(&latest(5)).unwrap();
+    assert_eq!(store.search(&latest(5)).unwrap().total, Some(3 * 40));
     let clinic = SearchQuery {
         resource_type: Some("Observation".into()),
         filters: vec![Filter::one(Predicate::Reference {
