@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 
+use continuum_store::sql::numbered_placeholders;
 use continuum_store::StoreError;
 use postgres::error::SqlState;
 use postgres::types::Type;
@@ -18,9 +19,9 @@ pub(crate) struct Conn {
     pub client: Client,
     /// Keyed by SQL text; only the adapter's fixed statements are cached, so the map stays small.
     statements: HashMap<String, Statement>,
-    /// Searches planned once (`sql::plan_once`), keyed by SQL text and parameter types; bounded by
-    /// [`SEARCH_STATEMENTS`].
-    searches: HashMap<(String, Vec<Type>), Statement>,
+    /// Searches planned once (`sql::plan_once`), keyed by their compiled SQL (`?` placeholders) and then by
+    /// parameter types, so a hit needs neither renumbering nor a new key; bounded by [`SEARCH_STATEMENTS`].
+    searches: HashMap<String, Vec<(Vec<Type>, Statement)>>,
 }
 
 /// Search shapes kept prepared per connection. A shape is the SQL of one combination of parameters, modifiers
@@ -39,21 +40,29 @@ impl Conn {
         Ok(s)
     }
 
-    /// The prepared form of a compiled search statement with these parameter types.
+    /// The prepared form of a compiled search statement (`?` placeholders) with these parameter types.
     pub fn prepared_search(
         &mut self,
         sql: &str,
         types: &[Type],
     ) -> Result<Statement, postgres::Error> {
-        let key = (sql.to_string(), types.to_vec());
-        if let Some(s) = self.searches.get(&key) {
+        if let Some((_, s)) = self
+            .searches
+            .get(sql)
+            .and_then(|shapes| shapes.iter().find(|(t, _)| t.as_slice() == types))
+        {
             return Ok(s.clone());
         }
-        let s = self.client.prepare_typed(sql, types)?;
+        let s = self
+            .client
+            .prepare_typed(&numbered_placeholders(sql), types)?;
         if self.searches.len() >= SEARCH_STATEMENTS {
             self.searches.clear();
         }
-        self.searches.insert(key, s.clone());
+        self.searches
+            .entry(sql.to_string())
+            .or_default()
+            .push((types.to_vec(), s.clone()));
         Ok(s)
     }
 }

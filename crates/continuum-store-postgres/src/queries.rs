@@ -92,7 +92,7 @@ fn run(conn: &mut Conn, compiled: &sql::Compiled) -> Result<Vec<Row>> {
     if compiled.plan_once {
         let types: Vec<Type> = owned.iter().map(|(_, t)| t.clone()).collect();
         let stmt = conn
-            .prepared_search(&sql::numbered_placeholders(&compiled.sql), &types)
+            .prepared_search(&compiled.sql, &types)
             .map_err(db_error)?;
         let params: Vec<&(dyn ToSql + Sync)> = owned.iter().map(|(v, _)| v.as_ref()).collect();
         return conn.client.query(&stmt, &params).map_err(db_error);

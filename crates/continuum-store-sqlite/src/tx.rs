@@ -129,6 +129,10 @@ impl<'a> SqliteTx<'a> {
 
     /// Apply the pending `token_count` and `type_count` changes: before the transaction's own searches and at its end.
     pub(crate) fn apply_counts(&mut self) -> Result<()> {
+        // the common case before a transaction's own searches: nothing written yet
+        if self.counts.is_empty() && self.type_counts.is_empty() {
+            return Ok(());
+        }
         let mut stmt = self
             .txn
             .prepare_cached(

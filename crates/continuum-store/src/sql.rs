@@ -1623,7 +1623,7 @@ pub fn compile_search(dialect: Dialect, q: &SearchQuery) -> Result<Compiled> {
     Ok(Compiled {
         sql: b.sql,
         params: b.params,
-        plan_once: plan_once(q),
+        plan_once: dialect == Dialect::Postgres && plan_once(q),
     })
 }
 
@@ -1789,7 +1789,7 @@ pub fn compile_count(dialect: Dialect, q: &SearchQuery) -> Result<Compiled> {
     Ok(Compiled {
         sql: b.sql,
         params: b.params,
-        plan_once: plan_once(q),
+        plan_once: dialect == Dialect::Postgres && plan_once(q),
     })
 }
 
