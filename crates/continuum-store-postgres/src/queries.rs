@@ -155,12 +155,17 @@ pub(crate) fn search(conn: &mut Conn, q: &SearchQuery) -> Result<SearchPage> {
     let rows = if q.count == 0 {
         Vec::new()
     } else {
-        match sql::compile_walk(Dialect::Postgres, q)? {
-            // a walk that filled the page (and found one more) found the first matches of the whole query
-            Some(walk) => match run(conn, &walk)? {
-                rows if rows.len() > q.count => rows,
-                _ => run(conn, &sql::compile_search(Dialect::Postgres, q)?)?,
-            },
+        let mut found = None;
+        for first in sql::first_tries(Dialect::Postgres, q)? {
+            // a try that filled the page (and found one more) found the first matches of the whole query
+            let rows = run(conn, &first.query)?;
+            if rows.len() > q.count {
+                found = Some(rows);
+                break;
+            }
+        }
+        match found {
+            Some(rows) => rows,
             None => run(conn, &sql::compile_search(Dialect::Postgres, q)?)?,
         }
     };
@@ -208,12 +213,19 @@ pub(crate) fn history(conn: &mut Conn, q: &HistoryQuery) -> Result<HistoryPage> 
 
 pub(crate) fn explain(conn: &mut Conn, q: &SearchQuery) -> Result<String> {
     let mut out = String::new();
-    if let Some(walk) = sql::compile_walk(Dialect::Postgres, q)? {
-        out.push_str(&format!(
-            "-- first, a walk of at most {} resources in key order:\n",
-            sql::WALK_WINDOW
-        ));
-        explain_into(conn, &walk, &mut out)?;
+    for (i, first) in sql::first_tries(Dialect::Postgres, q)?
+        .into_iter()
+        .enumerate()
+    {
+        let when = if i == 0 {
+            "first"
+        } else {
+            "then, unless it filled the page"
+        };
+        out.push_str(&format!("-- {when}, {}:\n", first.what));
+        explain_into(conn, &first.query, &mut out)?;
+    }
+    if out.starts_with("-- first") {
         out.push_str("-- then, unless it filled the page:\n");
     }
     explain_into(conn, &sql::compile_search(Dialect::Postgres, q)?, &mut out)?;

@@ -32,6 +32,34 @@ fn a_chained_page_walks_in_key_order_against_a_hashed_set() {
     check_chain_walk_page(&store, &query);
 }
 
+/// When the walk does not fill the page, the next try finds the chain's targets first (a materialised CTE)
+/// and reads their references from a reference index, keeping the first few keys in a top-N sort.
+#[test]
+fn a_chained_page_then_reads_the_first_references_to_its_targets() {
+    let Some(url) = continuum_testkit::pg::fresh_database_or_skip() else {
+        return;
+    };
+    let store = PostgresStore::open(&url, Arc::new(SystemClock)).unwrap();
+    let query = chain_walk_fixture(&store);
+    let plan = store.explain(&query).unwrap();
+    let front = plan
+        .split("-- then, unless it filled the page, the first references to the chained targets:\n")
+        .nth(1)
+        .and_then(|rest| rest.split("-- then").next())
+        .unwrap_or_else(|| panic!("no second try:\n{plan}"));
+    assert!(front.contains("CTE chained"), "{plan}");
+    // the targets' references are looked up by target, not read whole and filtered
+    let (_, references) = front
+        .split_once("CTE Scan on chained")
+        .unwrap_or_else(|| panic!("{plan}"));
+    assert!(
+        references.contains("Index Cond: ((target_id = (chained.id)::text)"),
+        "{plan}"
+    );
+    assert!(!references.contains("Seq Scan on idx_reference"), "{plan}");
+    check_chain_walk_page(&store, &query);
+}
+
 /// A search bounded to one patient's record is prepared once per connection, and PostgreSQL may switch it to a
 /// generic plan after five calls: the answers stay exact for patients of very different sizes, called again
 /// and again on one connection. A clinic's search is planned with its values every time.

@@ -210,12 +210,16 @@ pub(crate) fn run_search(conn: &Connection, q: &SearchQuery) -> Result<SearchPag
             total: if q.total { Some(count(conn, q)?) } else { None },
         });
     }
-    let (matches, next) = match sql::compile_walk(Dialect::Sqlite, q)? {
-        // a walk that filled the page (and found one more) found the first matches of the whole query
-        Some(walk) => match page_rows(conn, q, &walk)? {
-            (matches, Some(next)) => (matches, Some(next)),
-            _ => page_rows(conn, q, &sql::compile_search(Dialect::Sqlite, q)?)?,
-        },
+    let mut found = None;
+    for first in sql::first_tries(Dialect::Sqlite, q)? {
+        // a try that filled the page (and found one more) found the first matches of the whole query
+        if let (matches, Some(next)) = page_rows(conn, q, &first.query)? {
+            found = Some((matches, Some(next)));
+            break;
+        }
+    }
+    let (matches, next) = match found {
+        Some(page) => page,
         None => page_rows(conn, q, &sql::compile_search(Dialect::Sqlite, q)?)?,
     };
     let total = if q.total { Some(count(conn, q)?) } else { None };
@@ -359,12 +363,19 @@ impl ResourceStore for SqliteStore {
     fn explain(&self, q: &SearchQuery) -> Result<String> {
         let conn = self.reader()?;
         let mut out = String::new();
-        if let Some(walk) = sql::compile_walk(Dialect::Sqlite, q)? {
-            out.push_str(&format!(
-                "-- first, a walk of at most {} resources in key order:\n",
-                sql::WALK_WINDOW
-            ));
-            explain_into(&conn, &walk, &mut out)?;
+        for (i, first) in sql::first_tries(Dialect::Sqlite, q)?
+            .into_iter()
+            .enumerate()
+        {
+            let when = if i == 0 {
+                "first"
+            } else {
+                "then, unless it filled the page"
+            };
+            out.push_str(&format!("-- {when}, {}:\n", first.what));
+            explain_into(&conn, &first.query, &mut out)?;
+        }
+        if out.starts_with("-- first") {
             out.push_str("-- then, unless it filled the page:\n");
         }
         explain_into(&conn, &sql::compile_search(Dialect::Sqlite, q)?, &mut out)?;

@@ -239,3 +239,36 @@ fn a_chained_page_walks_in_key_order_and_stops() {
     assert!(!walk.contains("TEMP B-TREE"), "the walk sorts:\n{plan}");
     check_chain_walk_page(&store, &query);
 }
+
+/// When the walk does not fill the page, the next try finds the chain's targets first and reads their
+/// references from the reference index, keeping the first few keys (no scan of the type, no temporary index
+/// of every reference) before the full query.
+#[test]
+fn a_chained_page_then_reads_the_first_references_to_its_targets() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("f.db"), Arc::new(SystemClock)).unwrap();
+    let query = chain_walk_fixture(&store);
+    let plan = store.explain(&query).unwrap();
+    let front = plan
+        .split("-- then, unless it filled the page, the first references to the chained targets:\n")
+        .nth(1)
+        .and_then(|rest| rest.split("-- then").next())
+        .unwrap_or_else(|| panic!("no second try:\n{plan}"));
+    assert!(front.contains("MATERIALIZE chained"), "{plan}");
+    // after the targets: their references by target, then the few resources kept, by key
+    let (_, references) = front
+        .split_once("SCAN chained\n")
+        .unwrap_or_else(|| panic!("{plan}"));
+    assert!(
+        references.starts_with(
+            "SEARCH x USING COVERING INDEX idx_reference_target (pid=? AND target_id=? AND target_type=?)"
+        ),
+        "{plan}"
+    );
+    assert!(
+        references.contains("SEARCH r USING INTEGER PRIMARY KEY (rowid=?)"),
+        "{plan}"
+    );
+    assert!(!references.contains("SCAN r"), "{plan}");
+    check_chain_walk_page(&store, &query);
+}

@@ -21,7 +21,7 @@ macro_rules! conformance_tests {
             delete_is_versioned_and_idempotent, failed_transaction_leaves_nothing, transaction_sees_own_writes,
             history_pages_newest_first, history_since_and_at, search_by_id_and_type,
             search_by_reference_and_compartment, search_by_token, search_by_last_updated,
-            search_pages_with_cursor_and_total, typed_reference_pages_in_key_order, chained_pages_walk_and_fall_back, date_windows_find_rows_of_every_width, index_follows_updates_and_deletes, token_counts_follow_updates_and_deletes, token_counts_hold_under_concurrent_writers, guard_prevents_duplicate_conditional_creates,
+            search_pages_with_cursor_and_total, typed_reference_pages_in_key_order, chained_pages_walk_and_fall_back, chained_pages_past_the_walk, date_windows_find_rows_of_every_width, index_follows_updates_and_deletes, token_counts_follow_updates_and_deletes, token_counts_hold_under_concurrent_writers, guard_prevents_duplicate_conditional_creates,
             concurrent_if_match_updates_have_one_winner, bodies_round_trip_byte_exact,
             search_sorts_with_keyset_paging, long_values_are_indexed_by_prefix,
             reindex_walks_live_resources_in_key_order, settings_round_trip, analyze_keeps_answers);
@@ -794,6 +794,76 @@ pub fn chained_pages_walk_and_fall_back(store: &dyn ResourceStore) {
         .filter(|id| id != "o0030" && id != "o1302")
         .collect();
     assert_eq!(walk_pages(store, either), want_either);
+}
+
+/// A chained search whose matches all lie beyond the walk's window: the first references to the targets
+/// fill the page, or come short and the full query answers (a resource that refers to two targets under one
+/// parameter); with another filter the full query answers. Pages are right whichever answered.
+pub fn chained_pages_past_the_walk(store: &dyn ResourceStore) {
+    for (id, family) in [("pa", "Alpha"), ("pa2", "Alphaville"), ("pb", "Beta")] {
+        create(store, patient(id, family));
+    }
+    // 700 of Beta first, so a walk of the first 600 observations finds nothing
+    let subject = |i: usize| match i {
+        _ if i < 700 => "pb",
+        _ if i.is_multiple_of(2) => "pa",
+        _ if i.is_multiple_of(3) => "pa2",
+        _ => "pb",
+    };
+    store
+        .write(&mut |tx: &mut dyn WriteTx| {
+            for i in 0..1400 {
+                let mut o = observation(&format!("o{i:04}"), subject(i));
+                if i.is_multiple_of(5) {
+                    o["status"] = json!("preliminary");
+                }
+                if i >= 700 && i.is_multiple_of(11) {
+                    // both Alpha patients under one parameter: their first references repeat this resource
+                    o["performer"] =
+                        json!([{"reference": "Patient/pa"}, {"reference": "Patient/pa2"}]);
+                }
+                tx.put(&mut o, Expect::Absent)?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    delete(store, "Observation", "o0702");
+    let ids_where = |keep: &dyn Fn(usize) -> bool| -> Vec<String> {
+        (0..1400)
+            .filter(|i| keep(*i) && *i != 702)
+            .map(|i| format!("o{i:04}"))
+            .collect()
+    };
+    let alpha = |i: usize| subject(i) != "pb";
+    for count in [4, 25] {
+        let mut query = q("Observation", vec![alpha_patients("subject")]);
+        query.count = count;
+        assert_eq!(
+            walk_pages(store, query),
+            ids_where(&alpha),
+            "subject, pages of {count}"
+        );
+    }
+    let mut query = q("Observation", vec![alpha_patients("performer")]);
+    query.count = 3;
+    assert_eq!(
+        walk_pages(store, query),
+        ids_where(&|i| i >= 700 && i.is_multiple_of(11)),
+        "performer"
+    );
+    let mut query = q("Observation", vec![alpha_patients("subject")]);
+    query.filters.push(Filter::one(Predicate::Token {
+        param: "status".into(),
+        system: TokenSystem::Any,
+        code: "final".into(),
+        negate: false,
+    }));
+    query.count = 4;
+    assert_eq!(
+        walk_pages(store, query),
+        ids_where(&|i| alpha(i) && !i.is_multiple_of(5)),
+        "subject and final"
+    );
 }
 
 pub fn index_follows_updates_and_deletes(store: &dyn ResourceStore) {

@@ -1488,6 +1488,100 @@ pub fn compile_walk(dialect: Dialect, q: &SearchQuery) -> Result<Option<Compiled
     }))
 }
 
+/// A query tried before [`compile_search`]: when it returns a page and one more, they are the first matches of
+/// the whole query; otherwise the caller goes on to the next try, and last to [`compile_search`].
+pub struct FirstTry {
+    /// What it reads, for `explain`.
+    pub what: String,
+    pub query: Compiled,
+}
+
+/// The first tries of a search, in the order to run them (none for most searches).
+pub fn first_tries(dialect: Dialect, q: &SearchQuery) -> Result<Vec<FirstTry>> {
+    let mut tries = Vec::new();
+    if let Some(query) = compile_walk(dialect, q)? {
+        tries.push(FirstTry {
+            what: format!("a walk of at most {WALK_WINDOW} resources in key order"),
+            query,
+        });
+    }
+    if let Some(query) = compile_chain_front(dialect, q)? {
+        tries.push(FirstTry {
+            what: "the first references to the chained targets".into(),
+            query,
+        });
+    }
+    Ok(tries)
+}
+
+/// A first try at an unsorted page of a chained search (`Encounter?patient.organization.name=…`) that keeps
+/// only the first references. The targets (the clinic's patients) are found first; their references are
+/// read from the reference index and only the smallest page-and-one-more keys are kept as they stream by (a
+/// sort with a limit), before any resource row is read. The chain as a set put every referring key into a
+/// temporary index to read them back in order (9,393 encounters of a clinic's 227 patients at 1.1 M
+/// resources, to keep 21): 4.0 ms against 1.0 ms. It comes short (and the caller goes on) when a resource
+/// refers to two targets, so the keys kept are fewer distinct ones. Only for a chain alone: with other
+/// filters (a code; the access policy's own chain to the patients in a clinician's care) the keys kept could
+/// be rejected and the set form would run after it, paying twice. `None` when the query has no such shape.
+pub fn compile_chain_front(dialect: Dialect, q: &SearchQuery) -> Result<Option<Compiled>> {
+    let Some(ty) = q.resource_type.as_deref() else {
+        return Ok(None);
+    };
+    if !q.sort.is_empty() || q.backward || q.count == 0 || driving_reference(q).is_some() {
+        return Ok(None);
+    }
+    let (param, targets) = match q.filters.as_slice() {
+        [f] => match f.any_of.as_slice() {
+            [Predicate::Chain { param, targets }] if !targets.is_empty() => (param, targets),
+            _ => return Ok(None),
+        },
+        _ => return Ok(None),
+    };
+    let pid = pid_for(Some(ty), param)?;
+    // SQLite: CROSS JOIN keeps the targets the outer loop
+    let (join, by_target) = match dialect {
+        Dialect::Sqlite => (" CROSS JOIN", " INDEXED BY idx_reference_target"),
+        Dialect::Postgres => (" JOIN", ""),
+    };
+    let mut b = Builder::new(dialect);
+    // the targets first, on their own (a materialised CTE: PostgreSQL could otherwise walk the references in
+    // key order and test each against the targets, which is the walk's job)
+    b.push("WITH chained AS MATERIALIZED (SELECT rc.type, rc.id FROM resource rc WHERE rc.deleted = 0 AND (");
+    for (i, (target_type, filters)) in targets.iter().enumerate() {
+        if i > 0 {
+            b.push(" OR ");
+        }
+        b.push("(rc.type = ");
+        b.text(target_type);
+        filters_sql(&mut b, Some(target_type), "rc", filters)?;
+        b.push(")");
+    }
+    b.push(")) SELECT ");
+    b.push(COLUMNS);
+    b.push(" FROM (SELECT r.pk, r.current_vpk FROM (SELECT DISTINCT f.res_pk FROM (SELECT x.res_pk FROM chained");
+    b.push(join);
+    b.push(" idx_reference x");
+    b.push(by_target);
+    b.push(" ON x.pid = ");
+    b.int(pid);
+    b.push(" AND x.target_id = chained.id AND x.target_type = chained.type");
+    cursor_bound(&mut b, q, " WHERE x.res_pk");
+    b.push(" ORDER BY x.res_pk");
+    b.limit(q.count);
+    b.push(") f");
+    b.push(") a JOIN resource r ON r.pk = a.res_pk");
+    where_clause_but(&mut b, q, true, Some(0))?;
+    b.push(" ORDER BY a.res_pk");
+    b.limit(q.count);
+    b.push(BODIES);
+    b.push("t.pk");
+    Ok(Some(Compiled {
+        sql: b.sql,
+        params: b.params,
+        plan_once: false,
+    }))
+}
+
 /// The page query: selects [`VERSION_COLUMNS`] (with `r.pk` as the cursor column) of up to `count + 1` rows,
 /// so the caller can tell whether a next page exists.
 ///
