@@ -212,24 +212,9 @@ pub(crate) fn history(conn: &mut Conn, q: &HistoryQuery) -> Result<HistoryPage> 
 }
 
 pub(crate) fn explain(conn: &mut Conn, q: &SearchQuery) -> Result<String> {
-    let mut out = String::new();
-    for (i, first) in sql::first_tries(Dialect::Postgres, q)?
-        .into_iter()
-        .enumerate()
-    {
-        let when = if i == 0 {
-            "first"
-        } else {
-            "then, unless it filled the page"
-        };
-        out.push_str(&format!("-- {when}, {}:\n", first.what));
-        explain_into(conn, &first.query, &mut out)?;
-    }
-    if out.starts_with("-- first") {
-        out.push_str("-- then, unless it filled the page:\n");
-    }
-    explain_into(conn, &sql::compile_search(Dialect::Postgres, q)?, &mut out)?;
-    Ok(out)
+    sql::explain_search(Dialect::Postgres, q, |query, out| {
+        explain_into(conn, query, out)
+    })
 }
 
 /// The SQL of one query and PostgreSQL's plan for it.

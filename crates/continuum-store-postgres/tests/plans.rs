@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use continuum_store::conformance::{chain_walk_fixture, check_chain_walk_page};
+use continuum_store::conformance::{chain_front_plan, chain_walk_fixture, check_chain_walk_page};
 use continuum_store::{ResourceStore, SystemClock};
 use continuum_store_postgres::PostgresStore;
 
@@ -42,11 +42,7 @@ fn a_chained_page_then_reads_the_first_references_to_its_targets() {
     let store = PostgresStore::open(&url, Arc::new(SystemClock)).unwrap();
     let query = chain_walk_fixture(&store);
     let plan = store.explain(&query).unwrap();
-    let front = plan
-        .split("-- then, unless it filled the page, the first references to the chained targets:\n")
-        .nth(1)
-        .and_then(|rest| rest.split("-- then").next())
-        .unwrap_or_else(|| panic!("no second try:\n{plan}"));
+    let front = chain_front_plan(&plan);
     assert!(front.contains("CTE chained"), "{plan}");
     // the targets' references are looked up by target, not read whole and filtered
     let (_, references) = front

@@ -362,24 +362,9 @@ impl ResourceStore for SqliteStore {
 
     fn explain(&self, q: &SearchQuery) -> Result<String> {
         let conn = self.reader()?;
-        let mut out = String::new();
-        for (i, first) in sql::first_tries(Dialect::Sqlite, q)?
-            .into_iter()
-            .enumerate()
-        {
-            let when = if i == 0 {
-                "first"
-            } else {
-                "then, unless it filled the page"
-            };
-            out.push_str(&format!("-- {when}, {}:\n", first.what));
-            explain_into(&conn, &first.query, &mut out)?;
-        }
-        if out.starts_with("-- first") {
-            out.push_str("-- then, unless it filled the page:\n");
-        }
-        explain_into(&conn, &sql::compile_search(Dialect::Sqlite, q)?, &mut out)?;
-        Ok(out)
+        sql::explain_search(Dialect::Sqlite, q, |query, out| {
+            explain_into(&conn, query, out)
+        })
     }
 
     fn analyze(&self) -> Result<()> {

@@ -1139,6 +1139,17 @@ pub fn chain_walk_fixture(store: &dyn ResourceStore) -> SearchQuery {
     }
 }
 
+/// For the backends' plan tests: the part of `continuum explain`'s text ([`sql::explain_search`]) under the try
+/// that reads the first references to a chain's targets (its SQL and plan, up to the next try).
+///
+/// [`sql::explain_search`]: crate::sql::explain_search
+pub fn chain_front_plan(plan: &str) -> &str {
+    plan.split("-- then, unless it filled the page, the first references to the chained targets:\n")
+        .nth(1)
+        .and_then(|rest| rest.split("-- then").next())
+        .unwrap_or_else(|| panic!("no try of the first references:\n{plan}"))
+}
+
 /// The first page of [`chain_walk_fixture`]'s query: the first 20 encounters of patients p0..p9, and more.
 pub fn check_chain_walk_page(store: &dyn ResourceStore, query: &SearchQuery) {
     let page = store.search(query).unwrap();

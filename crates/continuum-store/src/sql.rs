@@ -1430,13 +1430,38 @@ const BODIES: &str = ") t JOIN resource_version v ON v.vpk = t.current_vpk ORDER
 /// How many resources of the type a walk ([`compile_walk`]) reads before giving up.
 pub const WALK_WINDOW: usize = 600;
 
+/// What `continuum explain` prints for a search: each first try, then the full query, each under a line that
+/// says when it runs; `each` appends one query's SQL and the backend's plan.
+pub fn explain_search(
+    dialect: Dialect,
+    q: &SearchQuery,
+    mut each: impl FnMut(&Compiled, &mut String) -> Result<()>,
+) -> Result<String> {
+    let mut out = String::new();
+    let tries = first_tries(dialect, q)?;
+    for (i, first) in tries.iter().enumerate() {
+        let when = if i == 0 {
+            "first"
+        } else {
+            "then, unless it filled the page"
+        };
+        out.push_str(&format!("-- {when}, {}:\n", first.what));
+        each(&first.query, &mut out)?;
+    }
+    if !tries.is_empty() {
+        out.push_str("-- then, unless it filled the page:\n");
+    }
+    each(&compile_search(dialect, q)?, &mut out)?;
+    Ok(out)
+}
+
 /// A first try at an unsorted page of a chained search that walks the resources of the type in key
 /// order, at most [`WALK_WINDOW`] of them, and checks each one's own reference (`Encounter?patient.
 /// organization.name=…`). When it finds a page and one more, they are the first matches of the whole
 /// query; otherwise the caller runs [`compile_search`]. The chain as a set collected every match first:
 /// 23,000 encounters of the patients of one clinic, 10 ms, to keep 21 (the walk reads about 170).
 /// `None` when the query has no such shape.
-pub fn compile_walk(dialect: Dialect, q: &SearchQuery) -> Result<Option<Compiled>> {
+fn compile_walk(dialect: Dialect, q: &SearchQuery) -> Result<Option<Compiled>> {
     let chained = q.filters.iter().any(|f| {
         f.any_of
             .iter()
@@ -1523,7 +1548,7 @@ pub fn first_tries(dialect: Dialect, q: &SearchQuery) -> Result<Vec<FirstTry>> {
 /// refers to two targets, so the keys kept are fewer distinct ones. Only for a chain alone: with other
 /// filters (a code; the access policy's own chain to the patients in a clinician's care) the keys kept could
 /// be rejected and the set form would run after it, paying twice. `None` when the query has no such shape.
-pub fn compile_chain_front(dialect: Dialect, q: &SearchQuery) -> Result<Option<Compiled>> {
+fn compile_chain_front(dialect: Dialect, q: &SearchQuery) -> Result<Option<Compiled>> {
     let Some(ty) = q.resource_type.as_deref() else {
         return Ok(None);
     };
