@@ -130,6 +130,14 @@ fn patient_searches_are_prepared_once_and_stay_exact() {
         .unwrap_or_else(|| panic!("{plan}"));
     assert!(generic.contains("$1") || generic.contains("$2"), "{plan}");
     assert!(!generic.contains("'p1'"), "{plan}");
+    // the code is probed per reference row in both plans, never merged with every row of the code
+    for shown in [&plan[..], generic] {
+        assert!(
+            shown.contains("Index Cond: ((res_pk = xa.res_pk)"),
+            "{plan}"
+        );
+        assert!(!shown.contains("idx_token_sys_code"), "{plan}");
+    }
     for round in 0..4 {
         for (k, n) in sizes.iter().enumerate() {
             let page = store.search(&latest(k)).unwrap();
