@@ -83,6 +83,16 @@ fn observation(id: &str, patient: &str) -> Value {
            "valueQuantity": {"value": 72, "unit": "/min", "system": "http://unitsofmeasure.org", "code": "/min"}})
 }
 
+/// `status=final`: the status of [`observation`].
+fn status_final() -> Predicate {
+    Predicate::Token {
+        param: "status".into(),
+        system: TokenSystem::Any,
+        code: "final".into(),
+        negate: false,
+    }
+}
+
 /// `code=http://loinc.org|8867-4`: the code of [`observation`].
 fn heart_rate_code() -> Predicate {
     Predicate::Token {
@@ -694,12 +704,7 @@ pub fn typed_reference_pages_in_key_order(store: &dyn ResourceStore) {
     let mut query = q("Observation", vec![by("subject")]);
     query.count = 2;
     assert_eq!(walk(query.clone()), ["o0", "o2", "o4", "o6", "o8"]);
-    query.filters.push(Filter::one(Predicate::Token {
-        param: "status".into(),
-        system: TokenSystem::Any,
-        code: "final".into(),
-        negate: false,
-    }));
+    query.filters.push(Filter::one(status_final()));
     assert_eq!(walk(query.clone()), ["o0", "o2", "o6", "o8"]);
     // backwards from the end of the first page of four (o6): nearest first
     let mut four = q("Observation", vec![by("subject")]);
@@ -774,12 +779,7 @@ pub fn chained_pages_walk_and_fall_back(store: &dyn ResourceStore) {
     }
     // with a code checked on each candidate too: the patient's observations that are final
     let mut query = q("Observation", vec![alpha_patients("subject")]);
-    query.filters.push(Filter::one(Predicate::Token {
-        param: "status".into(),
-        system: TokenSystem::Any,
-        code: "final".into(),
-        negate: false,
-    }));
+    query.filters.push(Filter::one(status_final()));
     query.count = 7;
     assert_eq!(walk_pages(store, query), want);
     // OR of two chains: the subject or a performer is Alpha
@@ -852,12 +852,7 @@ pub fn chained_pages_past_the_walk(store: &dyn ResourceStore) {
         "performer"
     );
     let mut query = q("Observation", vec![alpha_patients("subject")]);
-    query.filters.push(Filter::one(Predicate::Token {
-        param: "status".into(),
-        system: TokenSystem::Any,
-        code: "final".into(),
-        negate: false,
-    }));
+    query.filters.push(Filter::one(status_final()));
     query.count = 4;
     assert_eq!(
         walk_pages(store, query),
