@@ -178,3 +178,24 @@ pub fn record(
         body: serde_json::to_vec(&event_json).unwrap_or_default(),
     }
 }
+
+/// Rows one seal takes (on SQLite it reads and hashes them off the writer, then appends in short turns).
+pub const SEAL_BATCH: usize = 10_000;
+
+/// Chain new audit rows into the hash chain (and file them under their patients) every second, on a plain
+/// thread (the store is synchronous); straight on while a full batch was sealed.
+pub fn spawn_sealer(store: std::sync::Arc<dyn continuum_store::ResourceStore>) {
+    let spawned = std::thread::Builder::new()
+        .name("audit-sealer".into())
+        .spawn(move || loop {
+            match store.audit().seal_audit(SEAL_BATCH) {
+                Ok(n) if n == SEAL_BATCH => continue,
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "sealing the audit log failed"),
+            }
+            std::thread::sleep(std::time::Duration::from_secs(1));
+        });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "cannot start the audit sealer");
+    }
+}

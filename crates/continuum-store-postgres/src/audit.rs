@@ -55,7 +55,8 @@ const SEAL_SQL: &str =
 const SEAL_MARGIN: i64 = 10_000;
 
 const CHAIN_SQL: &str = "SELECT c.pos, c.seq, c.prev_hash, c.hash, \
-     e.seq, e.recorded, e.agent, e.patient, e.action, e.subtype, e.outcome, e.body \
+     e.seq, e.recorded, e.agent, e.patient, e.action, e.subtype, e.outcome, e.body, \
+     e.patient IS NULL OR EXISTS (SELECT 1 FROM audit_patient p WHERE p.patient = e.patient AND p.seq = e.seq) \
      FROM audit_chain c LEFT JOIN audit_event e ON e.seq = c.seq \
      WHERE c.pos > $1 ORDER BY c.pos LIMIT $2";
 
@@ -63,6 +64,9 @@ const HEAD_SQL: &str = "SELECT pos, hash FROM audit_chain ORDER BY pos DESC LIMI
 
 const LINKS_SQL: &str = "INSERT INTO audit_chain (pos, seq, prev_hash, hash) \
      SELECT * FROM UNNEST($1::int8[], $2::int8[], $3::text[], $4::text[])";
+
+const FILE_SQL: &str = "INSERT INTO audit_patient (patient, seq) \
+     SELECT patient, seq FROM UNNEST($1::text[], $2::int8[]) WITH ORDINALITY AS f (patient, seq, n) ORDER BY n";
 
 /// Insert one audit row on `conn` (inside whatever transaction it has open).
 pub(crate) fn insert(conn: &mut Conn, r: &AuditRecord) -> Result<()> {
@@ -121,6 +125,30 @@ fn unsealed(client: &mut impl GenericClient, limit: usize) -> Result<Vec<AuditRo
     rows(&found)
 }
 
+/// The filters of `q` other than the patient, on `audit_event e`, as ` AND ...` with their values appended to
+/// `params`; `seq` names the column paged on.
+fn filters<'a>(q: &'a AuditQuery, params: &mut Vec<&'a (dyn ToSql + Sync)>, seq: &str) -> String {
+    let mut conds: Vec<(String, &(dyn ToSql + Sync))> = Vec::new();
+    if let Some(agent) = &q.agent {
+        conds.push(("e.agent =".into(), agent));
+    }
+    if let Some(from) = &q.from {
+        conds.push(("e.recorded >=".into(), from));
+    }
+    if let Some(to) = &q.to {
+        conds.push(("e.recorded <".into(), to));
+    }
+    if let Some(before) = &q.before_seq {
+        conds.push((format!("{seq} <"), before));
+    }
+    let mut sql = String::new();
+    for (cond, value) in conds {
+        params.push(value);
+        sql.push_str(&format!(" AND {cond} ${}", params.len()));
+    }
+    sql
+}
+
 fn sql_limit(limit: usize) -> i64 {
     i64::try_from(limit).unwrap_or(i64::MAX)
 }
@@ -163,31 +191,35 @@ impl AuditStore for PostgresStore {
     }
 
     fn audit_search(&self, q: &AuditQuery) -> Result<Vec<AuditRow>> {
-        let mut conds: Vec<(&str, &(dyn ToSql + Sync))> = Vec::new();
-        if let Some(agent) = &q.agent {
-            conds.push(("e.agent =", agent));
-        }
-        if let Some(patient) = &q.patient {
-            conds.push(("e.patient =", patient));
-        }
-        if let Some(from) = &q.from {
-            conds.push(("e.recorded >=", from));
-        }
-        if let Some(to) = &q.to {
-            conds.push(("e.recorded <", to));
-        }
-        if let Some(before) = &q.before_seq {
-            conds.push(("e.seq <", before));
-        }
         let limit = sql_limit(if q.limit == 0 { DEFAULT_LIMIT } else { q.limit });
-        let mut sql = format!("SELECT {ROW_COLUMNS} FROM audit_event e WHERE true");
-        let mut params: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(conds.len() + 1);
-        for (cond, value) in conds {
-            params.push(value);
-            sql.push_str(&format!(" AND {cond} ${}", params.len()));
-        }
-        params.push(&limit);
-        sql.push_str(&format!(" ORDER BY e.seq DESC LIMIT ${}", params.len()));
+        let mut params: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(8);
+        let sql = match &q.patient {
+            None => {
+                let conds = filters(q, &mut params, "e.seq");
+                params.push(&limit);
+                format!(
+                    "SELECT {ROW_COLUMNS} FROM audit_event e WHERE true{conds} ORDER BY e.seq DESC LIMIT ${}",
+                    params.len()
+                )
+            }
+            Some(patient) => {
+                // the rows filed under the patient, and the patient's rows the sealer has not reached yet
+                params.push(patient);
+                params.push(&limit);
+                params.push(&SEAL_MARGIN);
+                let filed = filters(q, &mut params, "p.seq");
+                let unsealed = filters(q, &mut params, "e.seq");
+                format!(
+                    "SELECT * FROM (SELECT {ROW_COLUMNS} FROM audit_patient p JOIN audit_event e ON e.seq = p.seq \
+                     WHERE p.patient = $1{filed} ORDER BY p.seq DESC LIMIT $2) f \
+                     UNION ALL SELECT * FROM (SELECT {ROW_COLUMNS} FROM audit_event e \
+                     WHERE e.seq > (SELECT COALESCE(MAX(c.seq), 0) FROM audit_chain c) - $3 AND e.patient = $1 \
+                     AND NOT EXISTS (SELECT 1 FROM audit_chain c WHERE c.seq = e.seq){unsealed} \
+                     ORDER BY e.seq DESC LIMIT $2) u \
+                     ORDER BY 1 DESC LIMIT $2"
+                )
+            }
+        };
 
         let mut conn = self.conn()?;
         // at most 32 shapes of statement: worth preparing once per connection
@@ -236,6 +268,13 @@ impl AuditStore for PostgresStore {
         }
         tx.execute(LINKS_SQL, &[&positions, &seqs, &prevs, &hashes])
             .map_err(db_error)?;
+        let (patients, filed): (Vec<&str>, Vec<i64>) = continuum_store::audit::by_patient(&rows)
+            .into_iter()
+            .unzip();
+        if !patients.is_empty() {
+            tx.execute(FILE_SQL, &[&patients, &filed])
+                .map_err(db_error)?;
+        }
         tx.commit().map_err(db_error)?;
         Ok(rows.len())
     }
@@ -256,6 +295,7 @@ impl AuditStore for PostgresStore {
                     prev_hash: r.try_get(2).map_err(db_error)?,
                     hash: r.try_get(3).map_err(db_error)?,
                     row: row_at(r, 4)?,
+                    filed: r.try_get(12).map_err(db_error)?,
                 })
             })
             .collect()

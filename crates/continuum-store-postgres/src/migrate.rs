@@ -58,6 +58,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0011_type_counts",
         include_str!("../migrations/0011_type_counts.sql"),
     ),
+    (
+        12,
+        "0012_audit_patient",
+        include_str!("../migrations/0012_audit_patient.sql"),
+    ),
 ];
 
 /// Key of the transaction-level advisory lock serialising migrations: an arbitrary constant (ASCII "CONTMIGR")

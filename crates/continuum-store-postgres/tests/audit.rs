@@ -238,3 +238,42 @@ fn the_sealer_waits_for_the_lock() {
     assert_eq!(sealed, 2);
     assert!(verify(&*f, 10).unwrap().problems.is_empty());
 }
+
+/// The sealer files each row under its patient; an entry removed behind the store's back (the trigger dropped
+/// first) hides that access from the patient's "who viewed my record", and `verify` names the row.
+#[test]
+fn a_removed_patient_entry_is_named() {
+    use continuum_store::AuditQuery;
+    let Some((f, seqs, mut client)) = sealed_or_skip(4) else {
+        return;
+    };
+    let by_patient = || {
+        f.audit_search(&AuditQuery {
+            patient: Some("p1".into()),
+            ..Default::default()
+        })
+        .unwrap()
+        .len()
+    };
+    assert_eq!(count(&mut client, "audit_patient"), 4);
+    assert_eq!(by_patient(), 4);
+    let err = client
+        .execute("DELETE FROM audit_patient WHERE seq = $1", &[&seqs[1]])
+        .unwrap_err();
+    assert!(err.to_string().contains("append-only") || format!("{err:?}").contains("append-only"));
+    client
+        .batch_execute("DROP TRIGGER audit_patient_no_delete ON audit_patient")
+        .unwrap();
+    client
+        .execute("DELETE FROM audit_patient WHERE seq = $1", &[&seqs[1]])
+        .unwrap();
+    assert_eq!(by_patient(), 3);
+    let report = verify(&*f, 10).unwrap();
+    assert_eq!(
+        report.problems,
+        [Problem::Unfiled {
+            pos: 2,
+            seq: seqs[1]
+        }]
+    );
+}

@@ -24,6 +24,7 @@ const SQLITE_MIGRATIONS: &[&str] = &[
     include_str!("../../continuum-store-sqlite/migrations/0011_type_counts.sql"),
     // SQLite keeps the audit log in a file of its own (migration 0003 again); PostgreSQL in the same database
     include_str!("../../continuum-store-sqlite/migrations/0003_audit.sql"),
+    include_str!("../../continuum-store-sqlite/migrations/0012_audit_patient.sql"),
 ];
 
 fn sqlite_schema() -> Schema {

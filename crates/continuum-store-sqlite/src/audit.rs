@@ -44,7 +44,8 @@ const SEAL_SQL: &str =
 const SEAL_MARGIN: i64 = 10_000;
 
 const CHAIN_SQL: &str = "SELECT c.pos, c.seq, c.prev_hash, c.hash, \
-     e.seq, e.recorded, e.agent, e.patient, e.action, e.subtype, e.outcome, e.body \
+     e.seq, e.recorded, e.agent, e.patient, e.action, e.subtype, e.outcome, e.body, \
+     e.patient IS NULL OR EXISTS (SELECT 1 FROM audit_patient p WHERE p.patient = e.patient AND p.seq = e.seq) \
      FROM audit_chain c LEFT JOIN audit_event e ON e.seq = c.seq \
      WHERE c.pos > ?1 ORDER BY c.pos LIMIT ?2";
 
@@ -52,6 +53,8 @@ const HEAD_SQL: &str = "SELECT pos, hash FROM audit_chain ORDER BY pos DESC LIMI
 
 const LINK_SQL: &str =
     "INSERT INTO audit_chain (pos, seq, prev_hash, hash) VALUES (?1, ?2, ?3, ?4)";
+
+const FILE_SQL: &str = "INSERT INTO audit_patient (patient, seq) VALUES (?1, ?2)";
 
 /// Insert one audit row on `conn` (inside whatever transaction it has open).
 pub(crate) fn insert(conn: &Connection, r: &AuditRecord) -> Result<()> {
@@ -98,37 +101,82 @@ fn unsealed(conn: &Connection, limit: usize) -> Result<Vec<AuditRow>> {
     Ok(out)
 }
 
-/// Chain up to `max` unsealed rows on `conn`, which must hold the write lock.
-fn seal(conn: &Connection, max: usize) -> Result<usize> {
+/// The head of the chain, `(pos, hash)` (`(0, GENESIS)` before the first link).
+fn head(conn: &Connection) -> Result<(i64, String)> {
     let head: Option<(i64, String)> = conn
         .prepare_cached(HEAD_SQL)
         .map_err(backend)?
         .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()
         .map_err(backend)?;
-    let (mut pos, mut prev) = head.unwrap_or_else(|| (0, GENESIS.to_string()));
-    let rows = {
-        let mut stmt = conn.prepare_cached(SEAL_SQL).map_err(backend)?;
+    Ok(head.unwrap_or_else(|| (0, GENESIS.to_string())))
+}
+
+/// Links of one seal appended per writer transaction. The writer is shared by every audit append and write,
+/// so a seal takes it in short turns (about a millisecond per hundred links) instead of for the whole batch.
+const LINKS_PER_TURN: usize = 1_000;
+
+/// Chain up to `max` unsealed rows. The rows are read and hashed on a reader, off the writer; then each turn
+/// on the writer checks that the chain's head is still the one the links follow on from (another process may
+/// have sealed meanwhile: then this seal stops there) and appends its links, filing their rows under their
+/// patients in the same transaction.
+fn seal(store: &SqliteStore, max: usize) -> Result<usize> {
+    let (seen, rows) = {
+        let conn = store.audit_reader()?;
+        // one snapshot for the head and the rows after it
+        let tx = conn.unchecked_transaction().map_err(backend)?;
+        let seen = head(&tx)?;
+        let mut stmt = tx.prepare_cached(SEAL_SQL).map_err(backend)?;
         let found = stmt
             .query_map(params![sql_limit(max), SEAL_MARGIN], |r| row_at(r, 0))
             .map_err(backend)?;
-        let mut out = Vec::new();
+        let mut rows = Vec::new();
         for row in found {
             if let Some(row) = row.map_err(backend)? {
-                out.push(row);
+                rows.push(row);
             }
         }
-        out
+        (seen, rows)
     };
-    let mut stmt = conn.prepare_cached(LINK_SQL).map_err(backend)?;
-    for row in &rows {
-        let hash = link_hash(&prev, row);
-        pos += 1;
-        stmt.execute(params![pos, row.seq, prev, hash])
-            .map_err(backend)?;
-        prev = hash;
+    let (mut pos, mut prev) = seen;
+    let mut sealed = 0;
+    for turn in rows.chunks(LINKS_PER_TURN) {
+        let follows = (pos, prev.clone());
+        let mut links = Vec::with_capacity(turn.len());
+        for row in turn {
+            let hash = link_hash(&prev, row);
+            pos += 1;
+            links.push((
+                pos,
+                row.seq,
+                std::mem::replace(&mut prev, hash.clone()),
+                hash,
+            ));
+        }
+        let mut moved = false;
+        store.writer.run(&mut |conn: &Connection| {
+            if head(conn)? != follows {
+                moved = true;
+                return Ok(());
+            }
+            let mut stmt = conn.prepare_cached(LINK_SQL).map_err(backend)?;
+            for (pos, seq, prev, hash) in &links {
+                stmt.execute(params![pos, seq, prev, hash])
+                    .map_err(backend)?;
+            }
+            // in key order, so a patient's rows of this turn go to the same leaf together
+            let mut stmt = conn.prepare_cached(FILE_SQL).map_err(backend)?;
+            for (patient, seq) in continuum_store::audit::by_patient(turn) {
+                stmt.execute(params![patient, seq]).map_err(backend)?;
+            }
+            Ok(())
+        })?;
+        if moved {
+            break;
+        }
+        sealed += turn.len();
     }
-    Ok(rows.len())
+    Ok(sealed)
 }
 
 fn sql_limit(limit: usize) -> i64 {
@@ -149,30 +197,60 @@ impl AuditStore for SqliteStore {
     }
 
     fn audit_search(&self, q: &AuditQuery) -> Result<Vec<AuditRow>> {
-        let mut sql = format!("SELECT {ROW_COLUMNS} FROM audit_event e WHERE 1 = 1");
+        let limit = Value::Integer(sql_limit(if q.limit == 0 {
+            DEFAULT_LIMIT
+        } else {
+            q.limit
+        }));
         let mut values: Vec<Value> = Vec::new();
-        let mut filter = |sql: &mut String, cond: &str, v: Value| {
-            values.push(v);
-            sql.push_str(&format!(" AND {cond} ?{}", values.len()));
+        // the filters other than the patient, on `audit_event e`; `seq` names the column paged on
+        let filters = |values: &mut Vec<Value>, seq: &str| {
+            let mut sql = String::new();
+            let mut filter = |cond: &str, v: Value| {
+                values.push(v);
+                sql.push_str(&format!(" AND {cond} ?{}", values.len()));
+            };
+            if let Some(agent) = &q.agent {
+                filter("e.agent =", Value::Text(agent.clone()));
+            }
+            if let Some(from) = q.from {
+                filter("e.recorded >=", Value::Integer(from));
+            }
+            if let Some(to) = q.to {
+                filter("e.recorded <", Value::Integer(to));
+            }
+            if let Some(before) = q.before_seq {
+                filter(&format!("{seq} <"), Value::Integer(before));
+            }
+            sql
         };
-        if let Some(agent) = &q.agent {
-            filter(&mut sql, "e.agent =", Value::Text(agent.clone()));
-        }
-        if let Some(patient) = &q.patient {
-            filter(&mut sql, "e.patient =", Value::Text(patient.clone()));
-        }
-        if let Some(from) = q.from {
-            filter(&mut sql, "e.recorded >=", Value::Integer(from));
-        }
-        if let Some(to) = q.to {
-            filter(&mut sql, "e.recorded <", Value::Integer(to));
-        }
-        if let Some(before) = q.before_seq {
-            filter(&mut sql, "e.seq <", Value::Integer(before));
-        }
-        let limit = if q.limit == 0 { DEFAULT_LIMIT } else { q.limit };
-        values.push(Value::Integer(sql_limit(limit)));
-        sql.push_str(&format!(" ORDER BY e.seq DESC LIMIT ?{}", values.len()));
+        let sql = match &q.patient {
+            None => {
+                let conds = filters(&mut values, "e.seq");
+                values.push(limit);
+                format!(
+                    "SELECT {ROW_COLUMNS} FROM audit_event e WHERE 1 = 1{conds} ORDER BY e.seq DESC LIMIT ?{}",
+                    values.len()
+                )
+            }
+            Some(patient) => {
+                // the rows filed under the patient, and the patient's rows the sealer has not reached yet
+                values.push(Value::Text(patient.clone()));
+                values.push(limit);
+                values.push(Value::Integer(SEAL_MARGIN));
+                let filed = filters(&mut values, "p.seq");
+                let unsealed = filters(&mut values, "e.seq");
+                format!(
+                    "SELECT * FROM (SELECT {ROW_COLUMNS} FROM audit_patient p JOIN audit_event e ON e.seq = p.seq \
+                     WHERE p.patient = ?1{filed} ORDER BY p.seq DESC LIMIT ?2) \
+                     UNION ALL SELECT * FROM (SELECT {ROW_COLUMNS} FROM audit_event e \
+                     WHERE e.seq > (SELECT COALESCE(MAX(c.seq), 0) FROM audit_chain c) - ?3 AND e.patient = ?1 \
+                     AND NOT EXISTS (SELECT 1 FROM audit_chain c WHERE c.seq = e.seq){unsealed} \
+                     ORDER BY e.seq DESC LIMIT ?2) \
+                     ORDER BY 1 DESC LIMIT ?2"
+                )
+            }
+        };
 
         let conn = self.audit_reader()?;
         let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
@@ -192,12 +270,7 @@ impl AuditStore for SqliteStore {
         if max == 0 {
             return Ok(0);
         }
-        let mut sealed = 0;
-        self.writer.run(&mut |conn: &Connection| {
-            sealed = seal(conn, max)?;
-            Ok(())
-        })?;
-        Ok(sealed)
+        seal(self, max)
     }
 
     fn audit_chain(&self, after_pos: i64, limit: usize) -> Result<Vec<ChainLink>> {
@@ -211,6 +284,7 @@ impl AuditStore for SqliteStore {
                     prev_hash: r.get(2)?,
                     hash: r.get(3)?,
                     row: row_at(r, 4)?,
+                    filed: r.get(12)?,
                 })
             })
             .map_err(backend)?;

@@ -27,13 +27,15 @@ pub use migrate::{audit_path, migrate, MIGRATIONS};
 
 pub struct SqliteStore {
     path: PathBuf,
-    /// The audit file as `main` with the clinical file attached as `clinical`: unqualified names reach either
-    /// (no table is in both), and a transaction's audit rows commit before its clinical changes.
-    writer: commit::GroupCommit,
     readers: r2d2::Pool<SqliteConnectionManager>,
-    /// Readers of the audit file (reports, the chain): the clinical readers never open it, so an audit commit
-    /// leaves their page caches alone.
+    /// Readers of the audit file (reports, the chain, the sealer's reading): the clinical readers never open
+    /// it, so an audit commit leaves their page caches alone.
     audit_readers: r2d2::Pool<SqliteConnectionManager>,
+    /// The audit file as `main` with the clinical file attached as `clinical`: unqualified names reach either
+    /// (no table is in both), and a transaction's audit rows commit before its clinical changes. Declared after
+    /// the readers so that it is dropped last: the last connection to close checkpoints the WAL into the file
+    /// and removes it, which a read-only reader cannot do (the file would be left needing its `-wal`).
+    writer: commit::GroupCommit,
     clock: Arc<dyn Clock>,
 }
 

@@ -78,11 +78,21 @@ const AUDIT_FILE_VERSION: i64 = 9;
 /// this file as `main` and the clinical file attached, so a write's audit row commits first (SQLite commits
 /// the files of a transaction in order): a crash in between can leave a record of a write that did not
 /// happen, never a write without its record.
-pub const AUDIT_MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "0001_audit_log",
-    include_str!("../migrations/0003_audit.sql"),
-)];
+///
+/// Later migrations of the audit file take their file name from the one numbering shared with the PostgreSQL
+/// tree (which keeps these tables in its only database).
+pub const AUDIT_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "0001_audit_log",
+        include_str!("../migrations/0003_audit.sql"),
+    ),
+    (
+        2,
+        "0012_audit_patient",
+        include_str!("../migrations/0012_audit_patient.sql"),
+    ),
+];
 
 /// The file holding the audit log of the database at `path`: `<path>-audit` (like SQLite's own `-wal`), so
 /// the two files are copied, moved and removed together.
@@ -153,6 +163,14 @@ fn move_audit_log(path: &Path) -> Result<()> {
         .map_err(backend)?;
     tx.execute(
         "INSERT OR IGNORE INTO main.audit_chain SELECT * FROM clinical.audit_chain",
+        [],
+    )
+    .map_err(backend)?;
+    // the audit file is already migrated: file the sealed rows by patient, as its migration 0012 did its own
+    tx.execute(
+        "INSERT OR IGNORE INTO main.audit_patient (patient, seq) \
+         SELECT e.patient, e.seq FROM clinical.audit_event e JOIN clinical.audit_chain c ON c.seq = e.seq \
+         WHERE e.patient IS NOT NULL ORDER BY e.patient, e.seq",
         [],
     )
     .map_err(backend)?;

@@ -368,3 +368,139 @@ fn a_missing_or_foreign_audit_file_is_refused() {
     let store = open("a.db").unwrap();
     assert_eq!(verify(&store, 10).unwrap().links, 1);
 }
+
+/// The sealer files each row under its patient; an entry removed behind the store's back (the trigger dropped
+/// first) hides that access from the patient's "who viewed my record", and `verify` names the row.
+#[test]
+fn a_removed_patient_entry_is_named() {
+    use continuum_store::AuditQuery;
+    let (f, seqs, conn) = sealed(4);
+    let by_patient = || {
+        f.audit_search(&AuditQuery {
+            patient: Some("p1".into()),
+            ..Default::default()
+        })
+        .unwrap()
+        .len()
+    };
+    assert_eq!(count(&conn, "audit_patient"), 4);
+    assert_eq!(by_patient(), 4);
+    assert!(conn
+        .execute("DELETE FROM audit_patient WHERE seq = ?1", [seqs[1]])
+        .unwrap_err()
+        .to_string()
+        .contains("append-only"));
+    conn.execute_batch("DROP TRIGGER audit_patient_no_delete")
+        .unwrap();
+    conn.execute("DELETE FROM audit_patient WHERE seq = ?1", [seqs[1]])
+        .unwrap();
+    assert_eq!(by_patient(), 3);
+    let report = verify(&*f, 10).unwrap();
+    assert_eq!(
+        report.problems,
+        [Problem::Unfiled {
+            pos: 2,
+            seq: seqs[1]
+        }]
+    );
+    let text = report.problems[0].to_string();
+    assert!(text.contains(&format!("row {}", seqs[1])), "{text}");
+}
+
+/// An audit file from before the patients' list (migration 0012): its sealed rows are filed when it is
+/// opened, its unsealed ones when they are sealed, and its patient index on the rows goes.
+#[test]
+fn an_older_audit_file_files_its_sealed_rows_by_patient() {
+    use continuum_store::AuditQuery;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    {
+        let store = SqliteStore::open(&path, Arc::new(SystemClock)).unwrap();
+        let records: Vec<_> = (0..6)
+            .map(|i| record("u1", Some(if i % 2 == 0 { "p1" } else { "p2" }), 1_000 + i))
+            .collect();
+        store.append_audit(&records[..4]).unwrap();
+        assert_eq!(store.seal_audit(10).unwrap(), 4);
+        store.append_audit(&records[4..]).unwrap();
+    }
+    {
+        // back to the audit file's schema before 0012
+        let conn = Connection::open(continuum_store_sqlite::audit_path(&path)).unwrap();
+        conn.execute_batch(
+            "DROP TABLE audit_patient; CREATE INDEX audit_event_patient ON audit_event (patient, seq); \
+             DELETE FROM schema_migrations WHERE version = 2;",
+        )
+        .unwrap();
+    }
+    let store = SqliteStore::open(&path, Arc::new(SystemClock)).unwrap();
+    let conn = Connection::open(continuum_store_sqlite::audit_path(&path)).unwrap();
+    assert_eq!(count(&conn, "audit_patient"), 4);
+    assert_eq!(
+        count(&conn, "sqlite_schema WHERE name = 'audit_event_patient'"),
+        0
+    );
+    let found = |patient: &str| {
+        store
+            .audit_search(&AuditQuery {
+                patient: Some(patient.into()),
+                ..Default::default()
+            })
+            .unwrap()
+            .iter()
+            .map(|r| r.record.recorded)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(found("p1"), [1_004, 1_002, 1_000]);
+    assert_eq!(found("p2"), [1_005, 1_003, 1_001]);
+    assert_eq!(store.seal_audit(10).unwrap(), 2);
+    assert_eq!(count(&conn, "audit_patient"), 6);
+    assert_eq!(found("p1"), [1_004, 1_002, 1_000]);
+    let report = verify(&store, 10).unwrap();
+    assert_eq!(report.links, 6);
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+}
+
+/// Two processes on one database seal at once (each its own store, as two servers would): each reads and
+/// hashes off the writer, so one may find the chain moved on when it comes to append. Every row ends up
+/// chained and filed exactly once, and no seal fails.
+#[test]
+fn two_stores_sealing_one_log_chain_each_row_once() {
+    use continuum_store::AuditQuery;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shared.db");
+    let a = SqliteStore::open(&path, Arc::new(SystemClock)).unwrap();
+    let b = SqliteStore::open(&path, Arc::new(SystemClock)).unwrap();
+    std::thread::scope(|s| {
+        for (n, store) in [&a, &b].into_iter().enumerate() {
+            s.spawn(move || {
+                for i in 0..40_i64 {
+                    let records: Vec<_> = (0..30)
+                        .map(|j| {
+                            record(
+                                "u1",
+                                Some(&format!("p{}", j % 7)),
+                                (n as i64) << 32 | i << 8 | j,
+                            )
+                        })
+                        .collect();
+                    store.append_audit(&records).unwrap();
+                    store.seal_audit(45).unwrap();
+                }
+            });
+        }
+    });
+    while a.seal_audit(1_000).unwrap() > 0 {}
+    let report = verify(&a, 100).unwrap();
+    assert_eq!(report.links, 2 * 40 * 30);
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    let conn = Connection::open(continuum_store_sqlite::audit_path(&path)).unwrap();
+    assert_eq!(count(&conn, "audit_patient"), 2 * 40 * 30);
+    let p3 = b
+        .audit_search(&AuditQuery {
+            patient: Some("p3".into()),
+            limit: 10_000,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(p3.len(), 2 * 40 * 4);
+}

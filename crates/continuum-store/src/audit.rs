@@ -6,6 +6,11 @@
 //! and names every altered, removed or unchained row. The chain is built by a sealer rather than at insert time
 //! so that concurrent transactions on PostgreSQL never queue on one chain head: each access inserts one row, the
 //! sealer (one at a time, under a lock) chains what has committed since.
+//!
+//! The sealer also files each row it chains under its patient (`audit_patient`), sorted by patient within a
+//! batch, for "who viewed my record". An index on the rows themselves would cost every read's audit commit one
+//! random index leaf per patient it showed; a patient's rows not sealed yet are found in the short unsealed end
+//! of the log. `verify` reports a chained row missing from its patient's list.
 
 use sha2::{Digest, Sha256};
 
@@ -64,6 +69,9 @@ pub struct ChainLink {
     pub prev_hash: String,
     pub hash: String,
     pub row: Option<AuditRow>,
+    /// The row is filed under its patient (`audit_patient`), where "who viewed my record" finds it; true for a
+    /// row of no patient and for a missing row.
+    pub filed: bool,
 }
 
 /// `prev_hash` of the first link.
@@ -90,6 +98,17 @@ pub fn link_hash(prev_hash: &str, row: &AuditRow) -> String {
         h.update(f);
     }
     hex(&h.finalize())
+}
+
+/// The entries the sealer files under patients for the rows it chains: `(patient, seq)` in key order, so that
+/// a patient's rows of one batch are written to the same index leaf together.
+pub fn by_patient(rows: &[AuditRow]) -> Vec<(&str, i64)> {
+    let mut entries: Vec<(&str, i64)> = rows
+        .iter()
+        .filter_map(|r| r.record.patient.as_deref().map(|p| (p, r.seq)))
+        .collect();
+    entries.sort_unstable();
+    entries
 }
 
 pub fn hex(bytes: &[u8]) -> String {
@@ -139,6 +158,9 @@ pub enum Problem {
     /// never sealed. On PostgreSQL a row whose transaction committed after the last seal can show this until
     /// the next seal (rows can commit out of `seq` order), so verify right after sealing.
     Unchained { seq: i64, newest_sealed: i64 },
+    /// Row `seq` (chain link `pos`) concerns a patient but is not filed under that patient: the entry the sealer
+    /// made was removed, and the patient's "who viewed my record" no longer shows this access.
+    Unfiled { pos: i64, seq: i64 },
 }
 
 impl Problem {
@@ -149,7 +171,8 @@ impl Problem {
             | Problem::Altered { seq, .. }
             | Problem::BrokenLink { seq, .. }
             | Problem::Gap { seq, .. }
-            | Problem::Unchained { seq, .. } => *seq,
+            | Problem::Unchained { seq, .. }
+            | Problem::Unfiled { seq, .. } => *seq,
         }
     }
 }
@@ -184,6 +207,10 @@ impl std::fmt::Display for Problem {
                 "audit row {seq} is not chained although newer row {newest_sealed} is: its link was removed, \
                  or it was never sealed"
             ),
+            Problem::Unfiled { pos, seq } => write!(
+                f,
+                "audit row {seq} (chain link {pos}) is missing from its patient's list of accesses: removed"
+            ),
         }
     }
 }
@@ -203,7 +230,8 @@ impl VerifyReport {
     }
 }
 
-/// Walk the whole chain, `batch` links at a time (0: 1,000), and name every altered, removed or unchained row.
+/// Walk the whole chain, `batch` links at a time (0: 1,000), and name every altered, removed, unchained or
+/// unfiled row.
 /// Reads only: never seals.
 ///
 /// Each link is checked on its own (the row's hash is recomputed from the link's own `prev_hash`), and its
@@ -239,6 +267,12 @@ pub fn verify(store: &dyn AuditStore, batch: usize) -> Result<VerifyReport> {
                 Some(row) => {
                     if link_hash(&link.prev_hash, row) != link.hash {
                         report.problems.push(Problem::Altered {
+                            pos: link.pos,
+                            seq: link.seq,
+                        });
+                    }
+                    if !link.filed {
+                        report.problems.push(Problem::Unfiled {
                             pos: link.pos,
                             seq: link.seq,
                         });

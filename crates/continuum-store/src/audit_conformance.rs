@@ -19,7 +19,8 @@ macro_rules! audit_conformance_tests {
         $crate::audit_conformance_tests!(@each $make;
             audit_append_and_search, audit_search_pages_newest_first, audit_append_in_write_commits_with_it,
             audit_append_in_failed_write_leaves_nothing, audit_seal_chains_everything_once,
-            audit_seal_continues_the_chain, audit_concurrent_appends_are_chained_once);
+            audit_seal_continues_the_chain, audit_concurrent_appends_are_chained_once,
+            audit_a_patients_rows_are_found_sealed_or_not);
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {
         $(
@@ -449,4 +450,102 @@ pub fn audit_concurrent_appends_are_chained_once(store: &dyn ResourceStore) {
     assert_eq!(report.links, (THREADS * PER_THREAD) as u64);
     assert!(report.problems.is_empty(), "{:?}", report.problems);
     assert!(store.audit().audit_unsealed(10).unwrap().is_empty());
+}
+
+/// "Who viewed my record": a patient's rows come newest first, with the other filters and paging, whether the
+/// sealer has filed them under the patient yet or not, and never twice. Expected rows are read from the
+/// unfiltered log (which does not go through the patients' list).
+pub fn audit_a_patients_rows_are_found_sealed_or_not(store: &dyn ResourceStore) {
+    let audit = store.audit();
+    let patient_of = |i: i64| match i % 3 {
+        0 => Some("p1"),
+        1 => Some("p2"),
+        _ => None,
+    };
+    let append = |from: i64, to: i64| {
+        let records: Vec<AuditRecord> = (from..to)
+            .map(|i| {
+                record(
+                    if i % 2 == 0 { "u1" } else { "u2" },
+                    patient_of(i),
+                    1_000 + i,
+                )
+            })
+            .collect();
+        audit.append_audit(&records).unwrap();
+    };
+    let check = |stage: &str| {
+        let all = all_rows(store);
+        for patient in ["p1", "p2", "p3"] {
+            let want: Vec<&AuditRow> = all
+                .iter()
+                .filter(|r| r.record.patient.as_deref() == Some(patient))
+                .collect();
+            let got = search(
+                store,
+                AuditQuery {
+                    patient: Some(patient.into()),
+                    limit: 1_000,
+                    ..AuditQuery::default()
+                },
+            );
+            assert_eq!(got.iter().collect::<Vec<_>>(), want, "{stage}: {patient}");
+            // pages of 4, backwards
+            let mut paged = Vec::new();
+            let mut before = None;
+            loop {
+                let page = search(
+                    store,
+                    AuditQuery {
+                        patient: Some(patient.into()),
+                        before_seq: before,
+                        limit: 4,
+                        ..AuditQuery::default()
+                    },
+                );
+                assert!(page.len() <= 4, "{stage}");
+                let Some(last) = page.last() else { break };
+                before = Some(last.seq);
+                paged.extend(seqs(&page));
+            }
+            assert_eq!(paged, seqs(&got), "{stage}: {patient} paged");
+            // with an agent and a period
+            let narrowed = search(
+                store,
+                AuditQuery {
+                    patient: Some(patient.into()),
+                    agent: Some("u2".into()),
+                    from: Some(1_005),
+                    to: Some(1_040),
+                    ..AuditQuery::default()
+                },
+            );
+            let want: Vec<i64> = want
+                .iter()
+                .filter(|r| r.record.agent == "u2" && (1_005..1_040).contains(&r.record.recorded))
+                .map(|r| r.seq)
+                .collect();
+            assert_eq!(seqs(&narrowed), want, "{stage}: {patient} narrowed");
+        }
+    };
+    append(0, 30);
+    check("none sealed");
+    assert_eq!(audit.seal_audit(13).unwrap(), 13);
+    check("some sealed");
+    append(30, 50);
+    check("some sealed, more appended");
+    seal_all(store);
+    check("all sealed");
+    assert!(!search(
+        store,
+        AuditQuery {
+            patient: Some("p1".into()),
+            ..AuditQuery::default()
+        }
+    )
+    .is_empty());
+    let report = verify(audit, 7).unwrap();
+    assert_eq!(report.links, 50);
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    assert!(audit.audit_chain(0, 100).unwrap().iter().all(|l| l.filed));
 }

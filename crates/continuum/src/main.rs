@@ -493,7 +493,7 @@ fn serve(
             },
         )
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-        spawn_audit_sealer(store.clone());
+        continuum_core::audit::spawn_sealer(store.clone());
         spawn_mail_delivery(store.clone(), mailer_from_env()?);
         tracing::info!(backend = store.backend(), %addr, "serving");
         if let Some(b) = banner {
@@ -557,18 +557,6 @@ fn demo_token(store: Arc<dyn ResourceStore>) -> Result<String> {
     };
     let now = continuum_store::to_micros(time::OffsetDateTime::now_utc());
     Ok(auth.issue_token(&account.id, "api", now, 7 * 86_400, b"{}")?)
-}
-
-/// Chains new audit rows into the hash chain every second, on a plain thread (the store is synchronous).
-fn spawn_audit_sealer(store: Arc<dyn ResourceStore>) {
-    std::thread::spawn(move || loop {
-        match store.audit().seal_audit(10_000) {
-            Ok(10_000) => continue,
-            Ok(_) => {}
-            Err(e) => tracing::error!(error = %e, "sealing the audit log failed"),
-        }
-        std::thread::sleep(std::time::Duration::from_secs(1));
-    });
 }
 
 /// The outbox's delivery: SMTP when `CONTINUUM_SMTP_URL` is set (with `CONTINUUM_MAIL_FROM`, and

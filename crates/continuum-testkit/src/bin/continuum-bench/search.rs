@@ -316,6 +316,8 @@ pub(crate) fn run(opts: Options) -> Result<()> {
     };
     let store = open_store(&opts.database)?;
     let backend = store.backend().to_string();
+    // as `continuum serve` does: sealing is part of what the audit log costs
+    continuum_core::audit::spawn_sealer(store.clone());
     let fhir = Fhir::new(store);
 
     let server_rt = tokio::runtime::Builder::new_multi_thread()
