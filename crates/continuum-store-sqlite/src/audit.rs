@@ -29,22 +29,19 @@ const UNSEALED_SQL: &str =
      FROM audit_event e WHERE NOT EXISTS (SELECT 1 FROM audit_chain c WHERE c.seq = e.seq) \
      ORDER BY e.seq LIMIT ?1";
 
-/// The sealer's query: like [`UNSEALED_SQL`] but only from a little below the newest sealed row, so a seal
-/// costs the same on a log of a billion rows as on an empty one. The margin covers rows that commit out of
-/// `seq` order (PostgreSQL hands out sequence numbers before commit); a row older than that is still found
-/// by `verify`, which scans everything.
-const SEAL_SQL: &str =
-    "SELECT e.seq, e.recorded, e.agent, e.patient, e.action, e.subtype, e.outcome, e.body \
-     FROM audit_event e \
-     WHERE e.seq > (SELECT COALESCE(MAX(c.seq), 0) FROM audit_chain c) - ?2 \
-     AND NOT EXISTS (SELECT 1 FROM audit_chain c WHERE c.seq = e.seq) \
-     ORDER BY e.seq LIMIT ?1";
+/// The rows after the newest sealed one: where the sealer starts, and where a patient's unsealed rows are.
+/// Only after it, unlike PostgreSQL's margin below it: SQLite has one writer at a time and hands out `seq`
+/// inside its transaction, so rows commit in `seq` order and every row below the newest sealed one is sealed
+/// (or its link was removed, which `verify` reports, scanning everything). The margin only made every seal,
+/// and every patient's list, read 10,000 sealed rows again.
+const AFTER_SEALED: &str = "e.seq > (SELECT COALESCE(MAX(c.seq), 0) FROM audit_chain c) \
+     AND NOT EXISTS (SELECT 1 FROM audit_chain c WHERE c.seq = e.seq)";
 
-/// How far below the newest sealed row the sealer looks for rows that committed late: none here. SQLite has
-/// one writer at a time and hands out `seq` inside its transaction, so rows commit in `seq` order and every row
-/// below the newest sealed one is sealed (or its link was removed, which `verify` reports). PostgreSQL needs a
-/// margin; here it only made every seal, and every patient's list, read 10,000 sealed rows again.
-const SEAL_MARGIN: i64 = 0;
+/// The sealer's query: like [`UNSEALED_SQL`] but only [`AFTER_SEALED`], so a seal costs the same on a log of a
+/// billion rows as on an empty one.
+fn seal_sql() -> String {
+    format!("SELECT {ROW_COLUMNS} FROM audit_event e WHERE {AFTER_SEALED} ORDER BY e.seq LIMIT ?1")
+}
 
 const CHAIN_SQL: &str = "SELECT c.pos, c.seq, c.prev_hash, c.hash, \
      e.seq, e.recorded, e.agent, e.patient, e.action, e.subtype, e.outcome, e.body, \
@@ -132,9 +129,9 @@ fn seal(store: &SqliteStore, max: usize) -> Result<usize> {
         // one snapshot for the head and the rows after it
         let tx = conn.unchecked_transaction().map_err(backend)?;
         let seen = head(&tx)?;
-        let mut stmt = tx.prepare_cached(SEAL_SQL).map_err(backend)?;
+        let mut stmt = tx.prepare_cached(&seal_sql()).map_err(backend)?;
         let found = stmt
-            .query_map(params![sql_limit(max), SEAL_MARGIN], |r| row_at(r, 0))
+            .query_map(params![sql_limit(max)], |r| row_at(r, 0))
             .map_err(backend)?;
         let mut rows = Vec::new();
         for row in found {
@@ -243,15 +240,13 @@ impl AuditStore for SqliteStore {
                 // the rows filed under the patient, and the patient's rows the sealer has not reached yet
                 values.push(Value::Text(patient.clone()));
                 values.push(limit);
-                values.push(Value::Integer(SEAL_MARGIN));
                 let filed = filters(&mut values, "p.seq");
                 let unsealed = filters(&mut values, "e.seq");
                 format!(
                     "SELECT * FROM (SELECT {ROW_COLUMNS} FROM audit_patient p JOIN audit_event e ON e.seq = p.seq \
                      WHERE p.patient = ?1{filed} ORDER BY p.seq DESC LIMIT ?2) \
                      UNION ALL SELECT * FROM (SELECT {ROW_COLUMNS} FROM audit_event e \
-                     WHERE e.seq > (SELECT COALESCE(MAX(c.seq), 0) FROM audit_chain c) - ?3 AND e.patient = ?1 \
-                     AND NOT EXISTS (SELECT 1 FROM audit_chain c WHERE c.seq = e.seq){unsealed} \
+                     WHERE {AFTER_SEALED} AND e.patient = ?1{unsealed} \
                      ORDER BY e.seq DESC LIMIT ?2) \
                      ORDER BY 1 DESC LIMIT ?2"
                 )
